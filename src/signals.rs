@@ -1,0 +1,276 @@
+//! Signals: all of them are blocked from gwshim's first instruction and read from a signalfd,
+//! so none is lost while the child is created and none can kill gwshim by its default action.
+
+use crate::error::{Context, Result};
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+/// One signal as it reached gwshim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub signo: i32,
+    /// Sent by the kernel (si_code SI_KERNEL): for the job-control and terminal signals this
+    /// means the terminal sent it to the whole foreground process group.
+    pub from_kernel: bool,
+    pub sender: u32,
+}
+
+impl From<siginfo> for Delivery {
+    fn from(info: siginfo) -> Self {
+        Delivery {
+            signo: info.ssi_signo as i32,
+            from_kernel: info.ssi_code == libc::SI_KERNEL,
+            sender: info.ssi_pid,
+        }
+    }
+}
+
+pub struct Signals {
+    fd: SignalFd,
+    /// The mask gwshim was started with, which the child gets back.
+    pub original_mask: SigSet,
+}
+
+impl Signals {
+    /// Blocks every signal that can be blocked and opens a signalfd for them. Call first.
+    pub fn block_all() -> Result<Signals> {
+        let all = SigSet::all();
+        let mut original_mask = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), Some(&mut original_mask))
+            .context(|| "blocking signals".into())?;
+        let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .context(|| "creating a signalfd".into())?;
+        Ok(Signals { fd, original_mask })
+    }
+
+    /// Blocks until a signal arrives (Some) or the deadline passes (None). No timer runs
+    /// while there is no deadline.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<Option<Delivery>> {
+        loop {
+            if let Some(info) = self.fd.read_signal().context(|| "reading the signalfd".into())? {
+                return Ok(Some(info.into()));
+            }
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    // Round up so a wake-up never comes a millisecond early and loops.
+                    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
+                    PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context(|| "waiting for signals".into()),
+            }
+        }
+    }
+}
+
+/// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,
+/// and returns the action it was started with, for the child.
+pub fn default_sigchld() -> Result<SigAction> {
+    let default = SigAction::new(SigHandler::SigDfl, nix::sys::signal::SaFlags::empty(), SigSet::empty());
+    // SAFETY: installs SIG_DFL, no handler code runs.
+    unsafe { sigaction(Signal::SIGCHLD, &default) }.context(|| "resetting SIGCHLD".into())
+}
+
+/// Sends `sig` to a process, or to a process group when `group` is true.
+pub fn send(pid: i32, sig: i32, group: bool) -> std::io::Result<()> {
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours. nix's kill() only
+    // accepts the standard signals, and real-time ones must be forwarded too.
+    match unsafe { libc::kill(target, sig) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Stops gwshim itself, as a shell expects of a job whose child stopped (Ctrl-Z).
+pub fn stop_self() {
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+}
+
+/// Dies of `sig` with its default action, so the parent sees a signal death. Where the
+/// kernel does not let that kill (pid 1 of a namespace), exits 128 + sig instead.
+pub fn die_of(sig: i32) -> ! {
+    if let Ok(signal) = Signal::try_from(sig) {
+        let default = SigAction::new(SigHandler::SigDfl, nix::sys::signal::SaFlags::empty(), SigSet::empty());
+        // SAFETY: installs SIG_DFL, no handler code runs.
+        let _ = unsafe { sigaction(signal, &default) };
+        let mut only = SigSet::empty();
+        only.add(signal);
+        let _ = send(std::process::id() as i32, sig, false);
+        let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// Signals that a terminal sends to its whole foreground process group.
+pub fn is_terminal_signal(sig: i32) -> bool {
+    [
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGWINCH,
+        libc::SIGHUP,
+        libc::SIGCONT,
+    ]
+    .contains(&sig)
+}
+
+/// Signals after which a shell expects the job to stop.
+pub fn is_job_stop(sig: i32) -> bool {
+    [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&sig)
+}
+
+/// `--rewrite-signal FROM:TO` rules; TO None drops the signal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rewrites(pub Vec<(i32, Option<i32>)>);
+
+impl Rewrites {
+    pub fn apply(&self, sig: i32) -> Option<i32> {
+        match self.0.iter().rev().find(|(from, _)| *from == sig) {
+            Some((_, to)) => *to,
+            None => Some(sig),
+        }
+    }
+}
+
+/// What to do with one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Send this signal to the child.
+    Forward(i32),
+    /// The child already received this signal from the terminal (it shares gwshim's group).
+    AlreadyDelivered(i32),
+    /// Rewritten to none.
+    Dropped,
+}
+
+/// Decides how one delivery reaches the child. Pure.
+pub fn route(d: Delivery, rewrites: &Rewrites, child_in_own_group: bool) -> Route {
+    if d.from_kernel && !child_in_own_group && is_terminal_signal(d.signo) {
+        return Route::AlreadyDelivered(d.signo);
+    }
+    match rewrites.apply(d.signo) {
+        Some(sig) => Route::Forward(sig),
+        None => Route::Dropped,
+    }
+}
+
+fn rt_min() -> i32 {
+    libc::SIGRTMIN()
+}
+
+fn rt_max() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Parses HUP, SIGHUP, hup, 1, RTMIN, RTMIN+3, RTMAX-2.
+pub fn parse_signal(text: &str) -> std::result::Result<i32, String> {
+    let bad = || format!("unknown signal '{text}'");
+    let upper = text.trim().to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = if let Ok(n) = name.parse::<i32>() {
+        n
+    } else if let Some(rest) = name.strip_prefix("RTMIN") {
+        rt_min() + parse_offset(rest, '+').ok_or_else(bad)?
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        rt_max() - parse_offset(rest, '-').ok_or_else(bad)?
+    } else {
+        format!("SIG{name}").parse::<Signal>().map_err(|_| bad())? as i32
+    };
+    if sig < 1 || sig > rt_max() || (sig > 31 && sig < rt_min()) {
+        return Err(bad());
+    }
+    Ok(sig)
+}
+
+fn parse_offset(rest: &str, sign: char) -> Option<i32> {
+    if rest.is_empty() {
+        return Some(0);
+    }
+    let n: i32 = rest.strip_prefix(sign)?.parse().ok()?;
+    (0..=rt_max() - rt_min()).contains(&n).then_some(n)
+}
+
+/// SIGTERM, SIGRTMIN+3, ...
+pub fn name(sig: i32) -> String {
+    match Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) if sig >= rt_min() && sig <= rt_max() => format!("SIGRTMIN+{}", sig - rt_min()),
+        Err(_) => format!("signal {sig}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_signal_names() {
+        let rt = rt_min();
+        let table: &[(&str, Option<i32>)] = &[
+            ("HUP", Some(1)),
+            ("SIGHUP", Some(1)),
+            ("hup", Some(1)),
+            ("usr1", Some(10)),
+            ("15", Some(15)),
+            ("RTMIN", Some(rt)),
+            ("RTMIN+3", Some(rt + 3)),
+            ("SIGRTMAX", Some(rt_max())),
+            ("RTMAX-1", Some(rt_max() - 1)),
+            ("", None),
+            ("FOO", None),
+            ("0", None),
+            ("-1", None),
+            ("32", None),
+            ("65", None),
+            ("RTMIN+", None),
+            ("RTMIN-1", None),
+            ("RTMIN+99", None),
+        ];
+        for &(text, want) in table {
+            assert_eq!(parse_signal(text).ok(), want, "{text:?}");
+        }
+        assert_eq!(name(10), "SIGUSR1");
+        assert_eq!(name(rt + 2), "SIGRTMIN+2");
+    }
+
+    #[test]
+    fn routes_deliveries() {
+        let d = |signo, from_kernel| Delivery {
+            signo,
+            from_kernel,
+            sender: 0,
+        };
+        let rw = Rewrites(vec![(1, Some(10)), (28, None)]);
+        let table: &[(Delivery, bool, Route)] = &[
+            (d(15, false), false, Route::Forward(15)),
+            (d(1, false), false, Route::Forward(10)),
+            (d(28, false), false, Route::Dropped),
+            // Ctrl-C: the terminal signalled the whole group, the child included.
+            (d(2, true), false, Route::AlreadyDelivered(2)),
+            (d(20, true), false, Route::AlreadyDelivered(20)),
+            // ... unless the child has its own group (--group).
+            (d(2, true), true, Route::Forward(2)),
+            (d(1, true), true, Route::Forward(10)),
+            // kernel-sent signals that are not the terminal's are forwarded
+            (d(15, true), false, Route::Forward(15)),
+        ];
+        for &(delivery, own_group, want) in table {
+            assert_eq!(route(delivery, &rw, own_group), want, "{delivery:?} own_group={own_group}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The event loop: forward signals to the child and reap until the child ends.
+//! It blocks in one place (Signals::wait) and wakes only for a signal or the stop timeout.
+
+use crate::error::Result;
+use crate::exit::{ChildEnd, is_stop_signal};
+use crate::signals::{self, Delivery, Route, Signals};
+use crate::{proc, reap};
+use log::{debug, info, warn};
+use nix::libc;
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+
+pub struct Options<'a> {
+    pub rewrites: &'a signals::Rewrites,
+    pub own_group: bool,
+    pub stop_timeout: Option<Duration>,
+}
+
+/// How the child ended, and the stop signal that had reached it, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub end: ChildEnd,
+    pub stop: Option<i32>,
+}
+
+struct State {
+    stop: Option<i32>,
+    kill_at: Option<Instant>,
+    /// gwshim stopped itself for job control (Ctrl-Z) and has not seen SIGCONT since.
+    job_stopped: bool,
+}
+
+pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
+    let mut state = State {
+        stop: None,
+        kill_at: None,
+        job_stopped: false,
+    };
+    loop {
+        let Some(delivery) = signals.wait(state.kill_at)? else {
+            warn!(
+                "child pid {child} still running {:?} after the stop signal; sending SIGKILL",
+                opts.stop_timeout.unwrap_or_default()
+            );
+            send(child, libc::SIGKILL, opts.own_group);
+            state.kill_at = None;
+            continue;
+        };
+        if delivery.signo == libc::SIGCHLD {
+            if let Some(end) = reap::reap_ended(child) {
+                return Ok(Ended {
+                    end,
+                    stop: state.stop,
+                });
+            }
+            continue;
+        }
+        handle(delivery, child, opts, &mut state);
+    }
+}
+
+fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
+    if d.signo == libc::SIGCONT && std::mem::take(&mut state.job_stopped) && !opts.own_group {
+        // `fg` continues the whole process group; forward only if the child missed it.
+        if proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T') {
+            debug!("SIGCONT already resumed child pid {child} with its group");
+            return;
+        }
+    }
+    let sig = match signals::route(d, opts.rewrites, opts.own_group) {
+        Route::Forward(sig) => {
+            debug!(
+                "forwarding {} (from pid {}) to pid {child} as {}",
+                signals::name(d.signo),
+                d.sender,
+                signals::name(sig)
+            );
+            send(child, sig, opts.own_group);
+            sig
+        }
+        Route::AlreadyDelivered(sig) => {
+            debug!("{} came from the terminal to the child's group too", signals::name(sig));
+            sig
+        }
+        Route::Dropped => {
+            debug!("dropping {} (rewritten to none)", signals::name(d.signo));
+            return;
+        }
+    };
+    if is_stop_signal(sig) {
+        if state.stop.is_none() {
+            info!("stop requested: {} reached child pid {child}", signals::name(sig));
+        }
+        state.stop = Some(sig);
+        if state.kill_at.is_none() {
+            state.kill_at = opts.stop_timeout.map(|t| Instant::now() + t);
+        }
+    }
+    if signals::is_job_stop(sig) {
+        state.job_stopped = true;
+        signals::stop_self();
+    }
+}
+
+fn send(child: Pid, sig: i32, group: bool) {
+    if let Err(e) = signals::send(child.as_raw(), sig, group) {
+        // ESRCH: the child is gone and not yet reaped; its SIGCHLD is on the way.
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            warn!("cannot send {} to pid {child}: {e}", signals::name(sig));
+        }
+    }
+}
