@@ -2,6 +2,7 @@
 
 use crate::exit::Policy;
 use crate::signals::{self, Rewrites};
+use crate::{pacing, timespan};
 use argh::FromArgs;
 use log::LevelFilter;
 use std::ffi::OsString;
@@ -59,6 +60,38 @@ struct Args {
     #[argh(switch)]
     no_supervisor_env: bool,
 
+    /// name of the service's pacing state (default: the systemd unit, else derived from
+    /// the command), e.g. --name gateway-work
+    #[argh(option, arg_name = "NAME")]
+    name: Option<String>,
+
+    /// folder for the pacing state (default $XDG_RUNTIME_DIR/gwshim, else /run/gwshim, else
+    /// a private folder in the temp dir)
+    #[argh(option, arg_name = "DIR")]
+    state_dir: Option<String>,
+
+    /// the unit's start limit, BURST/INTERVAL (default: read from systemd, else 5/10s;
+    /// 0 or none for no limit), e.g. --start-limit 5/600s
+    #[argh(option, arg_name = "BURST/INTERVAL")]
+    start_limit: Option<String>,
+
+    /// the unit's RestartSec= (default: read from systemd, else 100ms), e.g. --restart-sec 5s
+    #[argh(option, arg_name = "SPAN")]
+    restart_sec: Option<String>,
+
+    /// backoff for children that fail fast, BASE:CAP doubling from BASE (default 1s:5min;
+    /// 0 for none), e.g. --backoff 2s:10min
+    #[argh(option, arg_name = "BASE:CAP")]
+    backoff: Option<String>,
+
+    /// a child that lived this long resets the backoff (default 10s), e.g. --min-uptime 30s
+    #[argh(option, arg_name = "SPAN")]
+    min_uptime: Option<String>,
+
+    /// never wait before exiting (no restart pacing)
+    #[argh(switch)]
+    no_pacing: bool,
+
     /// log more: -v debug, -vv trace
     #[argh(switch, short = 'v')]
     verbose: u8,
@@ -86,11 +119,12 @@ pub struct Config {
     pub stop_timeout: Option<Duration>,
     pub supervisor_env: bool,
     pub log_level: LevelFilter,
+    pub pacing: pacing::Options,
 }
 
 /// The result of parsing: run, or print something and exit.
 pub enum Parsed {
-    Run(Config),
+    Run(Box<Config>),
     Exit { text: String, status: i32 },
 }
 
@@ -113,6 +147,15 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
                 .ok_or_else(|| Usage(format!("option {a:?} is not valid UTF-8")))
         })
         .collect::<Result<_, _>>()?;
+    // argh takes no bundled short flags; -vv and -qq are too common not to accept.
+    let opts: Vec<&str> = opts
+        .into_iter()
+        .flat_map(|a| match a {
+            "-vv" => vec!["-v", "-v"],
+            "-qq" => vec!["-q", "-q"],
+            a => vec![a],
+        })
+        .collect();
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
         Err(early) if early.status.is_ok() => {
@@ -121,7 +164,17 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
                 status: 0,
             });
         }
-        Err(early) => return Err(Usage(early.output.lines().next().unwrap_or("bad usage").trim().to_string())),
+        Err(early) => {
+            return Err(Usage(
+                early
+                    .output
+                    .lines()
+                    .next()
+                    .unwrap_or("bad usage")
+                    .trim()
+                    .to_string(),
+            ));
+        }
     };
     if args.version {
         return Ok(Parsed::Exit {
@@ -139,7 +192,9 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         None => args.command.iter().map(OsString::from).collect(),
     };
     if command.is_empty() {
-        return Err(Usage("no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into()));
+        return Err(Usage(
+            "no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into(),
+        ));
     }
     let mut policy = Policy {
         transparent: args.transparent,
@@ -149,7 +204,8 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         policy.keep = parse_status_list(list).map_err(|e| Usage(format!("--keep-status: {e}")))?;
     }
     if let Some(n) = &args.restart_status {
-        policy.restart_status = parse_status(n).map_err(|e| Usage(format!("--restart-status: {e}")))?;
+        policy.restart_status =
+            parse_status(n).map_err(|e| Usage(format!("--restart-status: {e}")))?;
     }
     let rewrites = args
         .rewrite_signal
@@ -163,7 +219,30 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         .transpose()
         .map_err(|e| Usage(format!("--stop-timeout: {e}")))?;
     let log_level = log_level(args.verbose, args.quiet, log_env)?;
-    Ok(Parsed::Run(Config {
+    let span = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| parse_seconds(v).map_err(|e| Usage(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let pacing = pacing::Options {
+        disabled: args.no_pacing,
+        name: args.name.clone(),
+        state_dir: args.state_dir.as_ref().map(Into::into),
+        start_limit: args
+            .start_limit
+            .as_deref()
+            .map(|v| parse_start_limit(v).map_err(|e| Usage(format!("--start-limit: {e}"))))
+            .transpose()?,
+        restart_sec: span("--restart-sec", &args.restart_sec)?,
+        backoff: args
+            .backoff
+            .as_deref()
+            .map(|v| parse_backoff(v).map_err(|e| Usage(format!("--backoff: {e}"))))
+            .transpose()?,
+        min_uptime: span("--min-uptime", &args.min_uptime)?,
+    };
+    Ok(Parsed::Run(Box::new(Config {
         command,
         policy,
         rewrites: Rewrites(rewrites),
@@ -171,7 +250,8 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         stop_timeout,
         supervisor_env: !args.no_supervisor_env,
         log_level,
-    }))
+        pacing,
+    })))
 }
 
 fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilter, Usage> {
@@ -182,7 +262,11 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
             Some(v) => v
                 .to_str()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| Usage(format!("GWSHIM_LOG: unknown level {v:?} (off, error, warn, info, debug, trace)")))?,
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "GWSHIM_LOG: unknown level {v:?} (off, error, warn, info, debug, trace)"
+                    ))
+                })?,
         },
         (v, 0) if v >= 2 => Trace,
         (_, 0) => Debug,
@@ -225,13 +309,42 @@ pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
     Ok((from, to))
 }
 
-/// Non-negative seconds, decimals allowed: "30", "0.5".
+/// A time span: "30" (seconds), "0.5", "100ms", "10s", "5min".
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("'{text}' is not a number of seconds"))
+    timespan::parse(text)
+        .ok_or_else(|| format!("'{text}' is not a time span (e.g. 30, 0.5, 100ms, 10s, 5min)"))
+}
+
+/// "5/10s", "5/600", "0" or "none" (no limit).
+pub fn parse_start_limit(text: &str) -> Result<(u32, Duration), String> {
+    let t = text.trim();
+    if t == "0" || t.eq_ignore_ascii_case("none") {
+        return Ok((0, Duration::ZERO));
+    }
+    let (burst, interval) = t
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}' is not BURST/INTERVAL (e.g. 5/10s)"))?;
+    let burst = burst
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("'{burst}' is not a number of starts"))?;
+    Ok((burst, parse_seconds(interval)?))
+}
+
+/// "1s:5min", or "0"/"none" for no backoff.
+pub fn parse_backoff(text: &str) -> Result<(Duration, Duration), String> {
+    let t = text.trim();
+    if t == "0" || t.eq_ignore_ascii_case("none") {
+        return Ok((Duration::ZERO, Duration::ZERO));
+    }
+    let (base, cap) = t
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not BASE:CAP (e.g. 1s:5min)"))?;
+    let (base, cap) = (parse_seconds(base)?, parse_seconds(cap)?);
+    if cap < base {
+        return Err(format!("cap '{text}' is below the base"));
+    }
+    Ok((base, cap))
 }
 
 #[cfg(test)]
@@ -242,7 +355,7 @@ mod tests {
         let mut argv = vec![OsString::from("gwshim")];
         argv.extend(args.iter().map(OsString::from));
         match parse(argv, None) {
-            Ok(Parsed::Run(c)) => Ok(c),
+            Ok(Parsed::Run(c)) => Ok(*c),
             Ok(Parsed::Exit { text, .. }) => Err(format!("exit: {text}")),
             Err(Usage(e)) => Err(e),
         }
@@ -266,6 +379,17 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("nan").is_err());
         assert!(parse_seconds("inf").is_err());
+        let s = Duration::from_secs;
+        assert_eq!(parse_start_limit("5/10s"), Ok((5, s(10))));
+        assert_eq!(parse_start_limit("5/600"), Ok((5, s(600))));
+        assert_eq!(parse_start_limit("none"), Ok((0, s(0))));
+        assert!(parse_start_limit("5").is_err());
+        assert!(parse_start_limit("x/10").is_err());
+        assert!(parse_start_limit("5/soon").is_err());
+        assert_eq!(parse_backoff("1s:5min"), Ok((s(1), s(300))));
+        assert_eq!(parse_backoff("0"), Ok((s(0), s(0))));
+        assert!(parse_backoff("5:1").is_err());
+        assert!(parse_backoff("1").is_err());
     }
 
     #[test]
@@ -277,9 +401,20 @@ mod tests {
         assert_eq!(c.command, vec!["prog", "a"]);
         assert!(run(&[]).unwrap_err().contains("no command"));
         assert!(run(&["--"]).unwrap_err().contains("no command"));
-        assert!(run(&["--bogus", "--", "x"]).unwrap_err().contains("--bogus"));
-        assert!(run(&["--restart-status", "x", "--", "x"]).unwrap_err().contains("--restart-status"));
+        assert!(
+            run(&["--bogus", "--", "x"])
+                .unwrap_err()
+                .contains("--bogus")
+        );
+        assert!(
+            run(&["--restart-status", "x", "--", "x"])
+                .unwrap_err()
+                .contains("--restart-status")
+        );
         assert!(run(&["-v", "-q", "--", "x"]).is_err());
-        assert_eq!(run(&["-vv", "--", "x"]).unwrap().log_level, LevelFilter::Trace);
+        assert_eq!(
+            run(&["-vv", "--", "x"]).unwrap().log_level,
+            LevelFilter::Trace
+        );
     }
 }

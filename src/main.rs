@@ -6,10 +6,13 @@ mod cli;
 mod error;
 mod exit;
 mod logging;
+mod pacing;
 mod proc;
 mod reap;
 mod signals;
 mod supervisor;
+mod timespan;
+mod unit;
 
 use exit::Outcome;
 use log::{error, info};
@@ -24,7 +27,10 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(std::env::args_os().collect(), std::env::var_os("GWSHIM_LOG")) {
+    let config = match cli::parse(
+        std::env::args_os().collect(),
+        std::env::var_os("GWSHIM_LOG"),
+    ) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             print!("{text}");
@@ -45,12 +51,14 @@ fn main() {
         }
     };
     reap::become_subreaper();
+    let pacer = pacing::Pacer::start(&config.pacing, &config.command);
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
         own_group: config.group,
         supervisor_env: config.supervisor_env,
     };
+    let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => pid,
         Err(failure) => {
@@ -69,8 +77,10 @@ fn main() {
         supervisor::Ended {
             end: reap::wait_for(pid),
             stop: None,
+            restart_requested: false,
         }
     });
+    let uptime = started.elapsed();
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
@@ -79,7 +89,16 @@ fn main() {
     };
     match decision.outcome {
         Outcome::Exit(n) => {
-            info!("child pid {pid} {child_status}; exiting {n} ({})", decision.reason);
+            info!(
+                "child pid {pid} {child_status}; exiting {n} ({})",
+                decision.reason
+            );
+            if let Some(pacer) = &pacer
+                && let pacing::WaitEnd::Stopped =
+                    pacer.before_exit(n, &ended, uptime, &signals, pid)
+            {
+                exit_with(0);
+            }
             exit_with(n);
         }
         Outcome::Die(s) => {

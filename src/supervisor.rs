@@ -21,10 +21,13 @@ pub struct Options<'a> {
 pub struct Ended {
     pub end: ChildEnd,
     pub stop: Option<i32>,
+    /// SIGUSR1 reached the child: a planned restart (the gateway then exits 75).
+    pub restart_requested: bool,
 }
 
 struct State {
     stop: Option<i32>,
+    restart_requested: bool,
     kill_at: Option<Instant>,
     /// gwshim stopped itself for job control (Ctrl-Z) and has not seen SIGCONT since.
     job_stopped: bool,
@@ -33,6 +36,7 @@ struct State {
 pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
     let mut state = State {
         stop: None,
+        restart_requested: false,
         kill_at: None,
         job_stopped: false,
     };
@@ -51,6 +55,7 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
                 return Ok(Ended {
                     end,
                     stop: state.stop,
+                    restart_requested: state.restart_requested,
                 });
             }
             continue;
@@ -79,7 +84,10 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
             sig
         }
         Route::AlreadyDelivered(sig) => {
-            debug!("{} came from the terminal to the child's group too", signals::name(sig));
+            debug!(
+                "{} came from the terminal to the child's group too",
+                signals::name(sig)
+            );
             sig
         }
         Route::Dropped => {
@@ -87,9 +95,13 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
             return;
         }
     };
+    state.restart_requested |= sig == libc::SIGUSR1;
     if is_stop_signal(sig) {
         if state.stop.is_none() {
-            info!("stop requested: {} reached child pid {child}", signals::name(sig));
+            info!(
+                "stop requested: {} reached child pid {child}",
+                signals::name(sig)
+            );
         }
         state.stop = Some(sig);
         if state.kill_at.is_none() {

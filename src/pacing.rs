@@ -1,0 +1,684 @@
+//! Restart pacing: before gwshim exits in a way that makes systemd start the unit again, it
+//! waits so that the next start stays within the unit's start limit (BURST starts per
+//! INTERVAL), and backs off exponentially when the child keeps failing fast.
+//!
+//! The start history lives in a small state file that outlives the unit's restarts.
+
+use crate::exit::is_stop_signal;
+use crate::signals::{self, Signals};
+use crate::unit::Settings;
+use crate::{reap, timespan};
+use log::{debug, info, warn};
+use nix::unistd::Pid;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Exponential backoff for children that fail fast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    /// A child that lived at least this long resets the backoff.
+    pub min_uptime: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+            min_uptime: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Kept in the state file. Times are CLOCK_MONOTONIC milliseconds, valid for one boot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    pub boot_id: String,
+    /// Start times, oldest first.
+    pub starts: Vec<u64>,
+    /// Children in a row that lived less than `min_uptime`.
+    pub fast_failures: u32,
+}
+
+/// At most this many start times are kept.
+const MAX_STARTS: usize = 1024;
+const HEADER: &str = "gwshim-pacing 1";
+
+impl History {
+    pub fn parse(text: &str) -> Option<History> {
+        let mut lines = text.lines();
+        (lines.next()? == HEADER).then_some(())?;
+        let boot_id = lines.next()?.strip_prefix("boot ")?.to_string();
+        let fast_failures = lines.next()?.strip_prefix("fast-failures ")?.parse().ok()?;
+        let starts: Vec<u64> = lines
+            .next()?
+            .strip_prefix("starts")?
+            .split_whitespace()
+            .map(|t| t.parse().ok())
+            .collect::<Option<_>>()?;
+        let sorted = starts.windows(2).all(|w| w[0] <= w[1]);
+        (lines.next().is_none() && sorted && starts.len() <= MAX_STARTS && !boot_id.is_empty())
+            .then_some(History {
+                boot_id,
+                starts,
+                fast_failures,
+            })
+    }
+
+    pub fn render(&self) -> String {
+        let starts: String = self.starts.iter().map(|t| format!(" {t}")).collect();
+        format!(
+            "{HEADER}\nboot {}\nfast-failures {}\nstarts{starts}\n",
+            self.boot_id, self.fast_failures
+        )
+    }
+
+    /// Adds a start at `now`, forgetting what no start limit can need any more.
+    pub fn record_start(&mut self, now: u64, keep_for: Duration) {
+        let horizon = now.saturating_sub(keep_for.as_millis() as u64);
+        self.starts.retain(|&t| t >= horizon && t <= now);
+        self.starts.push(now);
+        let excess = self.starts.len().saturating_sub(MAX_STARTS);
+        self.starts.drain(..excess);
+    }
+}
+
+/// Slack added to the interval, against clock skew between systemd's timer and ours.
+pub fn margin(interval: Duration) -> Duration {
+    (interval / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
+}
+
+/// How long to wait before exiting so that the start systemd makes next (RestartSec after
+/// the exit) keeps at most `burst` starts in any window of `interval` (plus a margin).
+/// A sliding window is stricter than systemd's fixed one, so it satisfies it wherever that
+/// window begins.
+pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
+    let burst = s.burst as usize;
+    if s.interval.is_zero() || burst == 0 || starts.len() < burst {
+        return Duration::ZERO;
+    }
+    let oldest_in_window = starts[starts.len() - burst];
+    let earliest_next = oldest_in_window + (s.interval + margin(s.interval)).as_millis() as u64;
+    let next_if_now = now + s.restart_sec.as_millis() as u64;
+    Duration::from_millis(earliest_next.saturating_sub(next_if_now))
+}
+
+/// The delay before the next start after `fast_failures` fast failures in a row.
+pub fn backoff_delay(fast_failures: u32, b: &Backoff) -> Duration {
+    match fast_failures {
+        0 => Duration::ZERO,
+        n => b.base.saturating_mul(1 << (n - 1).min(30)).min(b.cap),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    StartLimit,
+    Backoff,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub wait: Duration,
+    pub cause: Option<Cause>,
+    pub fast_failures: u32,
+}
+
+/// What to do before an exit that systemd will answer with a new start. `planned` is a
+/// restart the user asked for (SIGUSR1): it waits only for the start limit.
+pub fn plan(
+    h: &History,
+    now: u64,
+    uptime: Duration,
+    planned: bool,
+    s: &Settings,
+    b: &Backoff,
+) -> Plan {
+    let fast_failures = match (uptime >= b.min_uptime, planned) {
+        (true, _) => 0,
+        (false, true) => h.fast_failures,
+        (false, false) => h.fast_failures.saturating_add(1),
+    };
+    let backoff = if planned {
+        Duration::ZERO
+    } else {
+        backoff_delay(fast_failures, b).saturating_sub(s.restart_sec)
+    };
+    let rate = rate_wait(&h.starts, now, s);
+    let (wait, cause) = match (rate, backoff) {
+        (r, b) if r.is_zero() && b.is_zero() => (Duration::ZERO, None),
+        (r, b) if r >= b => (r, Some(Cause::StartLimit)),
+        (_, b) => (b, Some(Cause::Backoff)),
+    };
+    Plan {
+        wait,
+        cause,
+        fast_failures,
+    }
+}
+
+/// CLOCK_MONOTONIC in milliseconds: what systemd's start limit is counted in.
+pub fn now_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A state file name for the service: the unit or --name, else the command's base name and
+/// a hash of the whole command, so two services never share a file.
+pub fn service_name(
+    name: Option<&str>,
+    unit: Option<&str>,
+    command: &[std::ffi::OsString],
+) -> String {
+    let raw = match name.or(unit) {
+        Some(n) => n.to_string(),
+        None => {
+            let base = command
+                .first()
+                .and_then(|c| Path::new(c).file_name())
+                .map(|b| b.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut hash: u64 = 0xcbf29ce484222325; // FNV-1a
+            for byte in command
+                .iter()
+                .flat_map(|a| a.as_encoded_bytes().iter().chain(&[0]))
+            {
+                hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
+            }
+            format!("{base}-{hash:016x}")
+        }
+    };
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._@-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The state file of one service.
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    /// The first usable folder: --state-dir, else $XDG_RUNTIME_DIR/gwshim, /run/gwshim, and a
+    /// per-user folder in the temp dir. Not $RUNTIME_DIRECTORY: systemd empties it on restart.
+    pub fn open(state_dir: Option<&Path>, name: &str) -> Option<Store> {
+        let uid = nix::unistd::getuid().as_raw();
+        let candidates: Vec<PathBuf> = match state_dir {
+            Some(dir) => vec![dir.to_path_buf()],
+            None => std::env::var_os("XDG_RUNTIME_DIR")
+                .map(|d| Path::new(&d).join("gwshim"))
+                .into_iter()
+                .chain([
+                    PathBuf::from("/run/gwshim"),
+                    std::env::temp_dir().join(format!("gwshim-{uid}")),
+                ])
+                .collect(),
+        };
+        for dir in &candidates {
+            match private_dir(dir, uid) {
+                Ok(()) => {
+                    return Some(Store {
+                        path: dir.join(format!("{name}.pacing")),
+                    });
+                }
+                Err(e) => debug!("state folder {}: {e}", dir.display()),
+            }
+        }
+        warn!(
+            "no usable state folder ({}); pacing without a start history",
+            candidates
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        None
+    }
+
+    /// The history for this boot; a missing, unreadable or corrupt file is no history.
+    pub fn load(&self, boot_id: &str) -> History {
+        let fresh = History {
+            boot_id: boot_id.to_string(),
+            ..History::default()
+        };
+        let text = match read_small(&self.path) {
+            Ok(Some(text)) => text,
+            Ok(None) => return fresh,
+            Err(e) => {
+                warn!(
+                    "cannot read {}: {e}; starting a fresh history",
+                    self.path.display()
+                );
+                return fresh;
+            }
+        };
+        match History::parse(&text) {
+            Some(h) if h.boot_id == boot_id => h,
+            Some(_) => fresh,
+            None => {
+                warn!(
+                    "{} is corrupt; starting a fresh history",
+                    self.path.display()
+                );
+                fresh
+            }
+        }
+    }
+
+    /// Writes atomically (a temporary file renamed over the old one), so a concurrent writer
+    /// or a SIGKILL never leaves a torn file.
+    pub fn save(&self, h: &History) {
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let result = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(h.render().as_bytes()))
+            .and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            warn!("cannot write {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Creates `dir` (0700) if needed and checks it is a real folder owned by this user.
+fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other("not a folder"));
+    }
+    if meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other("not a private folder of this user"));
+    }
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(std::io::Error::other("not writable"));
+    }
+    Ok(())
+}
+
+/// Reads a state file of at most 64 KiB, never through a symlink. None: no file.
+fn read_small(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other?,
+    };
+    let mut text = String::new();
+    file.take(64 * 1024).read_to_string(&mut text)?;
+    Ok(Some(text))
+}
+
+/// How a pacing wait ended.
+pub enum WaitEnd {
+    Elapsed,
+    Stopped,
+}
+
+/// Waits `wait`, reaping orphans; a stop signal ends the wait at once.
+pub fn wait(signals: &Signals, wait: Duration, main: Pid) -> WaitEnd {
+    let deadline = Instant::now() + wait;
+    loop {
+        match signals.wait(Some(deadline)) {
+            Ok(None) => return WaitEnd::Elapsed,
+            Ok(Some(d)) if d.signo == nix::libc::SIGCHLD => {
+                reap::reap_ended(main);
+            }
+            Ok(Some(d)) if is_stop_signal(d.signo) => {
+                info!(
+                    "{} during the restart wait: stopping now",
+                    signals::name(d.signo)
+                );
+                return WaitEnd::Stopped;
+            }
+            Ok(Some(d)) => info!(
+                "{} during the restart wait: no child to forward it to; ignored",
+                signals::name(d.signo)
+            ),
+            Err(e) => {
+                warn!("{e}; ending the restart wait");
+                return WaitEnd::Elapsed;
+            }
+        }
+    }
+}
+
+/// "waiting 11.2 s so unit hermes-gateway.service stays under StartLimitBurst=5/600s".
+pub fn describe(p: &Plan, s: &Settings, service: &str) -> String {
+    match p.cause {
+        Some(Cause::StartLimit) => format!(
+            "waiting {} so {service} stays under StartLimitBurst={}/{}s",
+            timespan::show(p.wait),
+            s.burst,
+            s.interval.as_secs_f64()
+        ),
+        _ => format!(
+            "waiting {} (backoff: {} fast failure{} in a row)",
+            timespan::show(p.wait),
+            p.fast_failures,
+            if p.fast_failures == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// What the command line says about pacing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Options {
+    pub disabled: bool,
+    pub name: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    /// --start-limit BURST/INTERVAL; INTERVAL zero means no limit.
+    pub start_limit: Option<(u32, Duration)>,
+    pub restart_sec: Option<Duration>,
+    pub backoff: Option<(Duration, Duration)>,
+    pub min_uptime: Option<Duration>,
+}
+
+/// Pacing for one run of gwshim: set up before the child starts, consulted before exit.
+pub struct Pacer {
+    settings: Settings,
+    backoff: Backoff,
+    store: Option<Store>,
+    service: String,
+    boot_id: String,
+}
+
+impl Pacer {
+    /// Works out the limits and records this start. None when pacing is off: asked so, or
+    /// outside a systemd unit with no pacing option given (nobody would restart gwshim).
+    pub fn start(opts: &Options, command: &[std::ffi::OsString]) -> Option<Pacer> {
+        let explicit =
+            opts.start_limit.is_some() || opts.restart_sec.is_some() || opts.backoff.is_some();
+        let unit = crate::unit::current();
+        if opts.disabled || (unit.is_none() && !explicit) {
+            return None;
+        }
+        let mut settings = match &unit {
+            Some((name, user)) if opts.start_limit.is_none() || opts.restart_sec.is_none() => {
+                match crate::unit::query(name, *user, Duration::from_secs(2)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(
+                            "cannot read the settings of {name} ({e}); assuming systemd's defaults, 5 starts per 10 s"
+                        );
+                        Settings::default()
+                    }
+                }
+            }
+            _ => Settings::default(),
+        };
+        if let Some((burst, interval)) = opts.start_limit {
+            (settings.burst, settings.interval) = (burst, interval);
+        }
+        if let Some(r) = opts.restart_sec {
+            settings.restart_sec = r;
+        }
+        let mut backoff = Backoff::default();
+        if let Some((base, cap)) = opts.backoff {
+            (backoff.base, backoff.cap) = (base, cap);
+        }
+        if let Some(m) = opts.min_uptime {
+            backoff.min_uptime = m;
+        }
+        let service = service_name(
+            opts.name.as_deref(),
+            unit.as_ref().map(|(u, _)| u.as_str()),
+            command,
+        );
+        let store = Store::open(opts.state_dir.as_deref(), &service);
+        let boot_id = boot_id();
+        if let Some(store) = &store {
+            let mut history = store.load(&boot_id);
+            history.record_start(now_ms(), settings.interval + margin(settings.interval));
+            store.save(&history);
+            debug!(
+                "pacing {service}: {settings:?}; {} recent starts",
+                history.starts.len()
+            );
+        }
+        Some(Pacer {
+            settings,
+            backoff,
+            store,
+            service,
+            boot_id,
+        })
+    }
+
+    /// Before exiting with `status`: waits as the plan says, if systemd will start the unit
+    /// again. Never after a requested stop.
+    pub fn before_exit(
+        &self,
+        status: i32,
+        ended: &crate::supervisor::Ended,
+        uptime: Duration,
+        signals: &Signals,
+        main: Pid,
+    ) -> WaitEnd {
+        if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
+            return WaitEnd::Elapsed;
+        }
+        let mut history = match &self.store {
+            Some(store) => store.load(&self.boot_id),
+            None => History::default(),
+        };
+        let p = plan(
+            &history,
+            now_ms(),
+            uptime,
+            ended.restart_requested,
+            &self.settings,
+            &self.backoff,
+        );
+        history.fast_failures = p.fast_failures;
+        if let Some(store) = &self.store {
+            store.save(&history);
+        }
+        if p.wait.is_zero() {
+            return WaitEnd::Elapsed;
+        }
+        let how = if ended.restart_requested {
+            "restarted as asked"
+        } else {
+            "failed"
+        };
+        info!(
+            "child {how} after {}; {}",
+            timespan::show(uptime),
+            describe(&p, &self.settings, &self.service)
+        );
+        wait(signals, p.wait, main)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::Restart;
+
+    fn settings(burst: u32, interval_s: u64, restart_ms: u64) -> Settings {
+        Settings {
+            restart: Restart::OnFailure,
+            force_status: vec![75],
+            prevent_status: vec![78],
+            burst,
+            interval: Duration::from_secs(interval_s),
+            restart_sec: Duration::from_millis(restart_ms),
+        }
+    }
+
+    #[test]
+    fn waits_for_the_start_limit() {
+        let s = settings(5, 10, 100); // margin 1 s
+        let ms = Duration::from_millis;
+        let table: &[(&[u64], u64, Duration)] = &[
+            (&[], 0, ms(0)),
+            (&[1000], 1100, ms(0)),
+            (&[0, 100, 200, 300], 400, ms(0)),
+            // 5 starts in the window: the next must come 11 s after the first
+            (&[0, 100, 200, 300, 400], 500, ms(11_000 - 600)),
+            (&[0, 100, 200, 300, 400, 20_000], 20_100, ms(0)),
+            (
+                &[5_000, 6_000, 7_000, 8_000, 9_000],
+                9_500,
+                ms(16_000 - 9_600),
+            ),
+            // long past: no wait
+            (&[0, 1, 2, 3, 4], 50_000, ms(0)),
+        ];
+        for &(starts, now, want) in table {
+            assert_eq!(rate_wait(starts, now, &s), want, "{starts:?} now={now}");
+        }
+        // StartLimitIntervalSec=0: no limit at all.
+        assert_eq!(
+            rate_wait(&[0, 1, 2, 3, 4, 5], 6, &settings(5, 0, 0)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn backs_off_exponentially() {
+        let b = Backoff::default();
+        let table = [
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (9, 256),
+            (10, 300),
+            (40, 300),
+            (u32::MAX, 300),
+        ];
+        for (n, secs) in table {
+            assert_eq!(backoff_delay(n, &b), Duration::from_secs(secs), "{n}");
+        }
+    }
+
+    #[test]
+    fn plans_waits() {
+        let s = settings(5, 0, 100);
+        let b = Backoff::default();
+        let h = |fast_failures| History {
+            boot_id: "b".into(),
+            starts: vec![0],
+            fast_failures,
+        };
+        let secs = Duration::from_secs;
+        // (history failures, uptime, planned) -> (wait, failures after)
+        let table = [
+            (0, secs(1), false, Duration::from_millis(900), 1),
+            (2, secs(1), false, Duration::from_millis(3900), 3),
+            (5, secs(60), false, Duration::ZERO, 0),
+            (3, secs(1), true, Duration::ZERO, 3),
+            (3, secs(60), true, Duration::ZERO, 0),
+        ];
+        for (failures, uptime, planned, wait, after) in table {
+            let p = plan(&h(failures), 1000, uptime, planned, &s, &b);
+            assert_eq!(
+                (p.wait, p.fast_failures),
+                (wait, after),
+                "{failures} {uptime:?} {planned}"
+            );
+        }
+        // The start limit wins when it asks for longer.
+        let limited = settings(1, 60, 100);
+        let p = plan(&h(0), 1000, secs(1), false, &limited, &b);
+        assert_eq!(p.cause, Some(Cause::StartLimit));
+        assert_eq!(p.wait, Duration::from_millis(60_000 + 5_000 - 1_100));
+    }
+
+    #[test]
+    fn state_file_round_trips_and_rejects_garbage() {
+        let h = History {
+            boot_id: "abc".into(),
+            starts: vec![1, 5, 9],
+            fast_failures: 2,
+        };
+        assert_eq!(History::parse(&h.render()), Some(h.clone()));
+        let empty = History {
+            boot_id: "abc".into(),
+            ..History::default()
+        };
+        assert_eq!(History::parse(&empty.render()), Some(empty));
+        for bad in [
+            "",
+            "garbage",
+            "gwshim-pacing 1\nboot abc\nfast-failures x\nstarts 1\n",
+            "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 5 1\n",
+            "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 1\nextra\n",
+            "gwshim-pacing 2\nboot abc\nfast-failures 0\nstarts 1\n",
+        ] {
+            assert_eq!(History::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn records_starts_within_the_horizon() {
+        let mut h = History::default();
+        for t in [0, 1_000, 50_000] {
+            h.record_start(t, Duration::from_secs(20));
+        }
+        assert_eq!(h.starts, vec![50_000]);
+        let mut h = History::default();
+        for t in 0..2000 {
+            h.record_start(t, Duration::from_secs(3600));
+        }
+        assert_eq!(h.starts.len(), MAX_STARTS);
+        assert_eq!(h.starts.last(), Some(&1999));
+    }
+
+    #[test]
+    fn names_services_apart() {
+        let cmd = |words: &[&str]| {
+            words
+                .iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let a = service_name(None, None, &cmd(&["/usr/bin/hermes", "gateway", "run"]));
+        let b = service_name(
+            None,
+            None,
+            &cmd(&["/usr/bin/hermes", "-p", "x", "gateway", "run"]),
+        );
+        assert!(a.starts_with("hermes-") && a != b);
+        assert_eq!(
+            service_name(None, Some("hermes-gateway.service"), &[]),
+            "hermes-gateway.service"
+        );
+        assert_eq!(
+            service_name(Some("a/../b c"), Some("u.service"), &[]),
+            "a_.._b_c"
+        );
+    }
+}

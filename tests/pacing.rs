@@ -1,0 +1,390 @@
+//! Restart pacing against the real binary, outside systemd (explicit limits).
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
+
+fn state_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gwshim-pacing-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("state dir");
+    dir
+}
+
+fn gwshim(dir: &Path, opts: &[&str], script: &str) -> Command {
+    let mut cmd = Command::new(GWSHIM);
+    cmd.arg("--state-dir")
+        .arg(dir)
+        .args(opts)
+        .args(["--", "sh", "-c", script]);
+    cmd.env_remove("INVOCATION_ID").env_remove("GWSHIM_LOG");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run(dir: &Path, opts: &[&str], script: &str) -> (Output, Duration) {
+    let start = Instant::now();
+    let out = gwshim(dir, opts, script).output().expect("run gwshim");
+    (out, start.elapsed())
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits for the child to exit, killing it after `limit` so a test never hangs.
+fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gwshim did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn state_file(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(format!("{name}.pacing"))).unwrap_or_default()
+}
+
+#[test]
+fn waits_so_the_start_limit_is_not_reached() {
+    let dir = state_dir("limit");
+    let opts = [
+        "--name",
+        "svc",
+        "--start-limit",
+        "3/2s",
+        "--restart-sec",
+        "0",
+        "--backoff",
+        "0",
+    ];
+    let first = Instant::now();
+    for _ in 0..2 {
+        let (out, took) = run(&dir, &opts, "exit 1");
+        assert_eq!(out.status.code(), Some(75));
+        assert!(
+            took < Duration::from_secs(2),
+            "no wait needed yet: {}",
+            stderr(&out)
+        );
+    }
+    // The third start fills the burst: exiting now would allow a fourth start too early.
+    let (out, _) = run(&dir, &opts, "exit 1");
+    assert_eq!(out.status.code(), Some(75));
+    let err = stderr(&out);
+    assert!(err.contains("stays under StartLimitBurst=3/2s"), "{err}");
+    // The fourth start may only come 2 s (plus the margin) after the first.
+    assert!(first.elapsed() >= Duration::from_millis(2500), "{err}");
+    let text = state_file(&dir, "svc");
+    assert!(text.starts_with("gwshim-pacing 1\n"), "{text}");
+}
+
+#[test]
+fn backs_off_fast_failures_and_resets_after_min_uptime() {
+    let dir = state_dir("backoff");
+    let opts = [
+        "--name",
+        "b",
+        "--start-limit",
+        "0",
+        "--restart-sec",
+        "0",
+        "--backoff",
+        "0.3s:0.6s",
+        "--min-uptime",
+        "0.5s",
+    ];
+    let waits: Vec<String> = (0..3)
+        .map(|_| {
+            let (out, _) = run(&dir, &opts, "exit 3");
+            let err = stderr(&out);
+            err.lines()
+                .find(|l| l.contains("waiting"))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        waits[0].contains("waiting 0.3 s (backoff: 1 fast failure in a row)"),
+        "{waits:?}"
+    );
+    assert!(
+        waits[1].contains("waiting 0.6 s (backoff: 2 fast failures"),
+        "{waits:?}"
+    );
+    assert!(
+        waits[2].contains("waiting 0.6 s (backoff: 3 fast failures"),
+        "{waits:?}"
+    ); // capped
+    assert!(state_file(&dir, "b").contains("fast-failures 3\n"));
+    // A child that lived past --min-uptime resets the count and waits for nothing.
+    let (out, _) = run(&dir, &opts, "sleep 0.6; exit 3");
+    assert!(!stderr(&out).contains("waiting"), "{}", stderr(&out));
+    assert!(state_file(&dir, "b").contains("fast-failures 0\n"));
+}
+
+#[test]
+fn a_stop_signal_ends_the_wait_cleanly() {
+    let dir = state_dir("stopwait");
+    let mut child = gwshim(
+        &dir,
+        &["--name", "s", "--start-limit", "0", "--backoff", "60s:60s"],
+        "exit 1",
+    )
+    .spawn()
+    .expect("spawn");
+    let mut err = child.stderr.take().expect("stderr");
+    // Read until the wait line shows, then stop gwshim.
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state_file(&dir, "s").contains("fast-failures 1") {
+        assert!(
+            Instant::now() < deadline,
+            "gwshim never recorded the failure"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let stopped = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "a stop during the wait exits clean");
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    let text = reader.join().expect("reader");
+    assert!(
+        text.contains("waiting 60 s") && text.contains("SIGTERM during the restart wait"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_planned_restart_skips_the_backoff() {
+    let dir = state_dir("planned");
+    let opts = ["--name", "p", "--start-limit", "0", "--backoff", "60s:60s"];
+    // Two fast failures first, so a backoff would be due.
+    fs::write(
+        dir.join("p.pacing"),
+        format!(
+            "gwshim-pacing 1\nboot {}\nfast-failures 2\nstarts\n",
+            fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .expect("boot id")
+                .trim()
+        ),
+    )
+    .expect("plant state");
+    let mut child = gwshim(
+        &dir,
+        &opts,
+        "trap 'exit 75' USR1; echo up > \"$0.up\"; while :; do sleep 0.05; done",
+    )
+    .arg(dir.join("child"))
+    .spawn()
+    .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("child.up").exists() {
+        assert!(Instant::now() < deadline, "child never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .expect("kill");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(75));
+    let mut text = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut text)
+        .expect("read");
+    assert!(!text.contains("waiting"), "{text}");
+    assert!(
+        state_file(&dir, "p").contains("fast-failures 2\n"),
+        "a planned restart neither counts nor resets"
+    );
+}
+
+#[test]
+fn a_requested_stop_never_waits() {
+    let dir = state_dir("stop");
+    let mut child = gwshim(
+        &dir,
+        &[
+            "--name",
+            "r",
+            "--start-limit",
+            "1/60s",
+            "--backoff",
+            "60s:60s",
+        ],
+        "trap 'exit 1' TERM; touch \"$0.up\"; while :; do sleep 0.05; done",
+    )
+    .arg(dir.join("child"))
+    .spawn()
+    .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("child.up").exists() {
+        assert!(Instant::now() < deadline, "child never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn bad_state_is_no_history_and_gets_rewritten() {
+    let dir = state_dir("corrupt");
+    let opts = [
+        "--name",
+        "c",
+        "--start-limit",
+        "1/60s",
+        "--restart-sec",
+        "0",
+        "--backoff",
+        "0",
+    ];
+    fs::write(dir.join("c.pacing"), "\u{0}garbage\n").expect("plant");
+    // A clean exit under Restart=on-failure is not restarted, so nothing waits here.
+    let mut child = gwshim(&dir, &opts, "exit 0").spawn().expect("spawn");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    let mut text = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut text)
+        .expect("read");
+    assert!(
+        text.contains("is corrupt; starting a fresh history"),
+        "{text}"
+    );
+    let state = state_file(&dir, "c");
+    assert!(
+        state.starts_with("gwshim-pacing 1\n") && state.lines().count() == 4,
+        "{state}"
+    );
+
+    // A history from another boot is ignored: five recent-looking starts do not count.
+    let dir = state_dir("boot");
+    fs::write(
+        dir.join("o.pacing"),
+        "gwshim-pacing 1\nboot another-boot\nfast-failures 9\nstarts 1 2 3 4 5\n",
+    )
+    .expect("plant");
+    let (out, took) = run(
+        &dir,
+        &[
+            "--name",
+            "o",
+            "--start-limit",
+            "5/1h",
+            "--restart-sec",
+            "0",
+            "--backoff",
+            "0",
+        ],
+        "exit 1",
+    );
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        !stderr(&out).contains("waiting") && took < Duration::from_secs(5),
+        "{}",
+        stderr(&out)
+    );
+    assert!(state_file(&dir, "o").contains("fast-failures 1\n"));
+}
+
+#[test]
+fn services_keep_separate_state_and_writers_never_corrupt_it() {
+    let dir = state_dir("shared");
+    let opts = |name: &'static str| vec!["--name", name, "--start-limit", "0", "--backoff", "0"];
+    let children: Vec<Child> = (0..8)
+        .map(|i| {
+            gwshim(
+                &dir,
+                &opts(if i % 2 == 0 { "even" } else { "odd" }),
+                "exit 1",
+            )
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(
+            wait_bounded(&mut c, Duration::from_secs(20)).code(),
+            Some(75)
+        );
+    }
+    for name in ["even", "odd"] {
+        let text = state_file(&dir, name);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{name}: {text}");
+        assert_eq!(lines[0], "gwshim-pacing 1");
+        assert!(lines[3].starts_with("starts "), "{text}");
+    }
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only the two state files: {leftovers:?}"
+    );
+}
+
+#[test]
+fn by_hand_without_options_there_is_no_pacing() {
+    let runtime = state_dir("byhand");
+    let (out, took) = {
+        let start = Instant::now();
+        let out = Command::new(GWSHIM)
+            .args(["--", "sh", "-c", "exit 1"])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env_remove("INVOCATION_ID")
+            .output()
+            .expect("run");
+        (out, start.elapsed())
+    };
+    assert_eq!(out.status.code(), Some(75));
+    assert!(out.status.signal().is_none());
+    assert!(!stderr(&out).contains("waiting") && took < Duration::from_secs(5));
+    assert!(!runtime.join("gwshim").exists(), "no state kept by hand");
+}
