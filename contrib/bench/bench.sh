@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# Benchmarks gwshim side by side with tini, dumb-init and catatonit, in one run on this
+# machine, and prints one Markdown table: each figure, and its ratio to the best peer.
+# A benchmark prints figures; it asserts nothing about time.
+#
+#   contrib/bench/bench.sh            # full run (about 3-5 minutes)
+#   contrib/bench/bench.sh --quick    # fewer runs, shorter idle window (about 1 minute)
+#
+# Needs root (apt-get for the peers, a pid namespace for the reaping test). The timing half
+# is measure.c, the floor of the spawn test is floor.c; both are built here.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+runs=2000 signals=1000 orphans=10000 idle=10
+case "${1:-}" in
+--quick) runs=300 signals=200 orphans=2000 idle=3 ;;
+"") ;;
+*)
+	echo "usage: $0 [--quick]" >&2
+	exit 2
+	;;
+esac
+
+# gwshim paces restarts only inside a systemd unit; run it as from a shell.
+unset INVOCATION_ID MANAGERPID GWSHIM_LOG
+export LC_ALL=C
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+say() { echo "bench: $*" >&2; }
+
+# --- the peers and tools, from Debian's packages --------------------------------------
+need=()
+for p in tini dumb-init catatonit strace; do
+	command -v "$p" >/dev/null || need+=("$p")
+done
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v unshare >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+	say "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# --- gwshim, dynamic and static --------------------------------------------------------
+cd "$root"
+say "building gwshim (release)"
+cargo build --release --quiet
+gw_dyn=$root/target/release/gwshim
+
+is_static() { ! readelf -d "$1" 2>/dev/null | grep -q NEEDED; }
+say "building gwshim (static)"
+if [ -x "$root/contrib/build-static.sh" ]; then
+	"$root/contrib/build-static.sh" >&2
+	candidates=$(ls -t "$root"/target/*/release/gwshim 2>/dev/null || true)
+elif rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+	cargo build --release --quiet --target x86_64-unknown-linux-musl
+	candidates=$root/target/x86_64-unknown-linux-musl/release/gwshim
+else
+	RUSTFLAGS='-C target-feature=+crt-static' \
+		cargo build --release --quiet --target x86_64-unknown-linux-gnu
+	candidates=$root/target/x86_64-unknown-linux-gnu/release/gwshim
+fi
+gw_static=
+for c in $candidates; do
+	if is_static "$c"; then
+		gw_static=$c
+		break
+	fi
+done
+[ -n "$gw_static" ] || {
+	say "no static gwshim was built"
+	exit 1
+}
+
+# --- the measurer and the floor --------------------------------------------------------
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+gcc -O2 -o "$work/measure" "$here/measure.c"
+floor_kind=static
+gcc -O2 -static -o "$work/floor" "$here/floor.c" 2>/dev/null || {
+	floor_kind=dynamic
+	gcc -O2 -o "$work/floor" "$here/floor.c"
+}
+measure=$work/measure
+
+# The subjects: a name, and the command line that runs a child under it.
+names=(gwshim gwshim-static tini tini-static dumb-init catatonit)
+declare -A cmd=(
+	[gwshim]="$gw_dyn --"
+	[gwshim-static]="$gw_static --"
+	[tini]="/usr/bin/tini -s --"
+	[tini-static]="/usr/bin/tini-static -s --"
+	[dumb-init]="/usr/bin/dumb-init"
+	[catatonit]="/usr/bin/catatonit --"
+)
+[ -x /usr/bin/tini-static ] || names=(gwshim gwshim-static tini dumb-init catatonit)
+peers=()
+for n in "${names[@]}"; do [[ $n == gwshim* ]] || peers+=("$n"); done
+
+results=$work/results # lines: figure subject value
+put() { echo "$1 $2 $3" >>"$results"; }
+
+# --- 1. spawn to exit ------------------------------------------------------------------
+say "spawn to exit: $runs runs of /bin/true under each"
+specs=("true=/bin/true" "floor=$work/floor /bin/true")
+for n in "${names[@]}"; do specs+=("$n=${cmd[$n]} /bin/true"); done
+"$measure" spawn "$runs" "${specs[@]}" >"$work/spawn"
+# spawn NAME median p10 p90 mean failures
+while read -r _ n med p10 p90 _ fails; do
+	put spawn "$n" "$med"
+	put spread "$n" "$p10-$p90"
+	[ "$fails" = 0 ] || say "$n: $fails runs did not exit 0"
+done <"$work/spawn"
+true_med=$(awk '$2 == "true" {print $3}' "$work/spawn")
+floor_med=$(awk '$2 == "floor" {print $3}' "$work/spawn")
+while read -r _ n med _; do
+	put overhead "$n" "$(awk -v a="$med" -v b="$true_med" 'BEGIN {printf "%.1f", a - b}')"
+	put vsfloor "$n" "$(awk -v a="$med" -v b="$floor_med" 'BEGIN {printf "%.2f", a / b}')"
+done <"$work/spawn"
+
+# --- 2. idle cost ----------------------------------------------------------------------
+say "idle: all shims at once, a sleeping child each, ${idle}s of counting, ${idle}s of strace"
+declare -A pid
+for n in "${names[@]}"; do
+	# shellcheck disable=SC2086 # the command line is words
+	${cmd[$n]} /bin/sleep 3600 </dev/null >/dev/null 2>&1 &
+	pid[$n]=$!
+	pids+=($!)
+done
+sleep 1
+field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+declare -A v0
+for n in "${names[@]}"; do
+	p=${pid[$n]}
+	put rss "$n" "$(field "$p" VmRSS)"
+	put pss "$n" "$(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup")"
+	v0[$n]=$(($(field "$p" voluntary_ctxt_switches) + $(field "$p" nonvoluntary_ctxt_switches)))
+done
+sleep "$idle"
+for n in "${names[@]}"; do
+	p=${pid[$n]}
+	v1=$(($(field "$p" voluntary_ctxt_switches) + $(field "$p" nonvoluntary_ctxt_switches)))
+	put wakeups "$n" $((v1 - v0[$n]))
+done
+tracers=()
+for n in "${names[@]}"; do
+	timeout -s INT "$idle" strace -c -p "${pid[$n]}" -o "$work/strace.$n" 2>/dev/null &
+	tracers+=($!)
+done
+for t in "${tracers[@]}"; do wait "$t" || true; done
+for n in "${names[@]}"; do
+	# strace -c writes nothing when it saw no syscall; the attach interrupts the blocking
+	# call, which the kernel then restarts: restart_syscall is strace's own doing.
+	calls=$(awk '$NF != "total" && $NF != "restart_syscall" && $4 ~ /^[0-9]+$/ {s += $4}
+		END {print s + 0}' "$work/strace.$n" 2>/dev/null || echo 0)
+	put syscalls "$n" "$calls"
+	kill -TERM "${pid[$n]}" 2>/dev/null || true
+done
+for n in "${names[@]}"; do wait "${pid[$n]}" 2>/dev/null || true; done
+pids=()
+
+# --- 3. reaping ------------------------------------------------------------------------
+say "reaping: $orphans orphans under each shim as pid 1 of a new pid namespace"
+for n in "${names[@]}"; do
+	# shellcheck disable=SC2086
+	line=$(unshare --pid --fork --mount-proc ${cmd[$n]} "$measure" orphans "$orphans" 2>/dev/null |
+		grep '^reap ' || true)
+	# reap total_us drain_us shim_cpu_us max_zombies max_unreaped
+	read -r _ total drain cpu zombies _ <<<"${line:-reap - - - -}"
+	put reap_total "$n" "$(awk -v t="$total" 'BEGIN {printf "%.0f", t / 1000}')"
+	put reap_drain "$n" "$drain"
+	put reap_cpu "$n" "$(awk -v t="$cpu" 'BEGIN {printf "%.1f", t / 1000}')"
+	put zombies "$n" "$zombies"
+done
+
+# --- 4. signal forwarding --------------------------------------------------------------
+say "signals: $signals SIGUSR2 to each shim, one at a time"
+"$measure" signals "$signals" direct >"$work/signals"
+for n in "${names[@]}"; do
+	# shellcheck disable=SC2086
+	"$measure" signals "$signals" "$n" ${cmd[$n]} >>"$work/signals"
+done
+# signals NAME median p99 max lost
+while read -r _ n med p99 _ lost; do
+	put sig_med "$n" "$med"
+	put sig_p99 "$n" "$p99"
+	[ "$lost" = 0 ] || say "$n: $lost signals never reached the child"
+done <"$work/signals"
+
+# --- 5. binaries -----------------------------------------------------------------------
+for n in "${names[@]}"; do
+	b=${cmd[$n]%% *}
+	put size "$n" "$(awk -v s="$(stat -L -c %s "$b")" 'BEGIN {printf "%.1f", s / 1000}')"
+	libs=$(readelf -d "$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | paste -sd, -)
+	put libs "$n" "${libs:-none}"
+done
+
+# --- the table -------------------------------------------------------------------------
+version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+cat <<EOF
+## gwshim against tini, dumb-init and catatonit
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC')
+- machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average before the run: $load
+- peers (Debian packages): tini $(version tini), dumb-init $(version dumb-init), catatonit $(version catatonit)
+- gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static build: ${gw_static#"$root"/}
+- runs: $runs spawns each, $signals signals each, $orphans orphans each, ${idle} s idle windows
+
+Bare \`/bin/true\`: **$true_med µs** median; the floor (fork, exec, wait; $floor_kind C): **$floor_med µs**; a signal sent straight to the child (no shim): **$(awk '$2 == "direct" {print $3}' "$work/signals") µs** median, $(awk '$2 == "direct" {print $4}' "$work/signals") µs p99.
+
+Lower is better everywhere. In brackets: the ratio to the best peer (the lowest of ${peers[*]}).
+
+EOF
+awk -v names="${names[*]}" -v peers="${peers[*]}" '
+	{ v[$1, $2] = $3 }
+	function row(fig, label, ratio,    i, best, p, x, line) {
+		best = ""
+		for (i = 1; i <= np; i++) {
+			x = v[fig, P[i]]
+			if (x ~ /^[0-9.]+$/ && (best == "" || x + 0 < best + 0)) best = x
+		}
+		line = "| " label
+		for (i = 1; i <= nn; i++) {
+			x = v[fig, N[i]]
+			if (x == "") x = "-"
+			if (ratio && x ~ /^[0-9.]+$/ && best != "") {
+				if (best + 0 > 0) x = x " (" sprintf("%.2fx", x / best) ")"
+				else if (x + 0 == 0) x = x " (=)"
+			}
+			line = line " | " x
+		}
+		print line " |"
+	}
+	END {
+		nn = split(names, N, " "); np = split(peers, P, " ")
+		hdr = "| figure"; sep = "|---"
+		for (i = 1; i <= nn; i++) { hdr = hdr " | " N[i]; sep = sep "|---" }
+		print hdr " |"; print sep "|"
+		row("spawn", "1. spawn to exit, median (µs)", 1)
+		row("spread", "1. spawn to exit, p10-p90 (µs)", 0)
+		row("overhead", "1. overhead over bare /bin/true (µs)", 1)
+		row("vsfloor", "1. spawn to exit / floor", 0)
+		row("rss", "2. idle RSS (KiB)", 1)
+		row("pss", "2. idle PSS (KiB)", 1)
+		row("wakeups", "2. idle context switches in the window", 1)
+		row("syscalls", "2. idle syscalls in the window (strace)", 1)
+		row("reap_total", "3. make and reap the orphans (ms)", 1)
+		row("reap_drain", "3. last orphan made to all reaped (µs)", 1)
+		row("reap_cpu", "3. shim CPU time while reaping (ms)", 1)
+		row("zombies", "3. most zombies seen at once", 1)
+		row("sig_med", "4. signal latency, median (µs)", 1)
+		row("sig_p99", "4. signal latency, p99 (µs)", 1)
+		row("size", "5. binary size (kB)", 1)
+		row("libs", "5. shared libraries needed", 0)
+	}' "$results"
