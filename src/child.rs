@@ -2,8 +2,9 @@
 //! environment, working directory, stdio, signal mask and signal dispositions.
 
 use log::info;
-use nix::sys::signal::{SigAction, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
-use nix::unistd::{Pid, setpgid};
+use nix::libc;
+use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -33,23 +34,32 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             status: 2,
         });
     };
+    if setup.supervisor_env && std::env::var_os(SUPERVISOR_ENV).is_none() {
+        // Set in gwshim's own environment, which the child inherits as it is: Command::env
+        // would copy and sort the whole environment on every start (measured: two thirds of
+        // gwshim's own instructions from exec to exit).
+        // SAFETY: gwshim has one thread, so nothing reads the environment meanwhile.
+        unsafe { std::env::set_var(SUPERVISOR_ENV, "1") };
+    }
     let mut cmd = Command::new(program);
     cmd.args(args);
-    if setup.supervisor_env && std::env::var_os(SUPERVISOR_ENV).is_none() {
-        cmd.env(SUPERVISOR_ENV, "1");
-    }
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, sigprocmask); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if own_group {
-                setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            }
-            sigaction(Signal::SIGCHLD, &sigchld)?;
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
-            Ok(())
-        });
+    if own_group {
+        cmd.process_group(0);
+    }
+    // std starts the child with an empty signal mask and SIGCHLD at its default. Only when
+    // gwshim was started otherwise does the child need a hook, which makes std fork instead
+    // of using posix_spawn (vfork: no copy of gwshim's page tables, no exec-status pipe).
+    if !is_empty(&mask) || !matches!(sigchld.handler(), SigHandler::SigDfl) {
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (sigaction, sigprocmask); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                sigaction(Signal::SIGCHLD, &sigchld)?;
+                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+                Ok(())
+            });
+        }
     }
     match cmd.spawn() {
         Ok(child) => {
@@ -59,6 +69,14 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         }
         Err(e) => Err(failure(program, &e)),
     }
+}
+
+/// Whether `set` holds no signal, the real-time ones included (nix's SigSet compares only
+/// the standard ones).
+fn is_empty(set: &SigSet) -> bool {
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: sigismember only reads the set it is given.
+    (1..=libc::SIGRTMAX()).all(|sig| unsafe { libc::sigismember(raw, sig) } != 1)
 }
 
 fn failure(program: &OsString, e: &io::Error) -> SpawnFailure {

@@ -1,18 +1,35 @@
 //! gwshim's own log lines: to stderr, one line per event, prefixed "gwshim:".
 
-use log::{Level, LevelFilter};
+use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
 
-pub fn init(level: LevelFilter) {
-    let mut builder = env_logger::Builder::new();
-    builder.filter_level(level).format(|buf, record| {
+struct Stderr;
+
+impl Log for Stderr {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
         let tag = match record.level() {
             Level::Error => "error: ",
             Level::Warn => "warning: ",
             _ => "",
         };
-        writeln!(buf, "gwshim: {tag}{}", record.args())
-    });
+        // One write per line, as before; a log line that cannot be written is dropped.
+        let line = format!("gwshim: {tag}{}\n", record.args());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+pub fn init(level: LevelFilter) {
     // Fails only if a logger is already set, which nothing else does.
-    let _ = builder.try_init();
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(level);
+    }
 }
