@@ -57,6 +57,7 @@ fn main() {
         sigchld,
         own_group: config.group,
         supervisor_env: config.supervisor_env,
+        env_overrides: Vec::new(),
     };
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
