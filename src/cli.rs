@@ -92,6 +92,11 @@ struct Args {
     #[argh(switch)]
     no_pacing: bool,
 
+    /// give the child systemd's NOTIFY_SOCKET as is, instead of relaying its notifications
+    /// (READY=1, WATCHDOG=1) from gwshim, the unit's main process
+    #[argh(switch)]
+    no_notify_relay: bool,
+
     /// log more: -v debug, -vv trace
     #[argh(switch, short = 'v')]
     verbose: u8,
@@ -120,6 +125,7 @@ pub struct Config {
     pub supervisor_env: bool,
     pub log_level: LevelFilter,
     pub pacing: pacing::Options,
+    pub notify_relay: bool,
 }
 
 /// The result of parsing: run, or print something and exit.
@@ -251,6 +257,7 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         supervisor_env: !args.no_supervisor_env,
         log_level,
         pacing,
+        notify_relay: !args.no_notify_relay,
     })))
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod error;
 mod exit;
 mod logging;
+mod notify;
 mod pacing;
 mod proc;
 mod reap;
@@ -52,24 +53,31 @@ fn main() {
     };
     reap::become_subreaper();
     let pacer = pacing::Pacer::start(&config.pacing, &config.command);
+    let relay = notify_relay(&config);
+    let mut env_overrides = Vec::new();
+    if let Some(relay) = &relay {
+        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
+    }
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
         own_group: config.group,
         supervisor_env: config.supervisor_env,
-        env_overrides: Vec::new(),
+        env_overrides,
     };
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => pid,
         Err(failure) => {
             error!("{}", failure.message);
+            drop(relay); // removes its socket; exit() runs no destructors
             exit_with(failure.status);
         }
     };
 
     let opts = supervisor::Options {
         rewrites: &config.rewrites,
+        relay: relay.as_ref(),
         own_group: config.group,
         stop_timeout: config.stop_timeout,
     };
@@ -82,6 +90,7 @@ fn main() {
         }
     });
     let uptime = started.elapsed();
+    drop(relay);
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
@@ -111,4 +120,17 @@ fn main() {
             signals::die_of(s);
         }
     }
+}
+
+/// The sd_notify relay, when systemd gave gwshim a NOTIFY_SOCKET and it is not turned off.
+fn notify_relay(config: &cli::Config) -> Option<notify::Relay> {
+    let value = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay)?;
+    let Some(target) = notify::parse_target(&value) else {
+        log::warn!("NOTIFY_SOCKET={value:?} is not a socket address; passed on as is");
+        return None;
+    };
+    let dir = pacing::state_folder(config.pacing.state_dir.as_deref())?;
+    notify::Relay::open(target, &dir)
+        .inspect_err(|e| log::warn!("cannot open a notify socket ({e}); the child gets systemd's"))
+        .ok()
 }
