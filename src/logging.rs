@@ -53,7 +53,8 @@ mod tests {
 
     #[test]
     fn recognises_the_journal() {
-        let table: &[(Option<&str>, Option<(u64, u64)>, bool)] = &[
+        type Row<'a> = (Option<&'a str>, Option<(u64, u64)>, bool);
+        let table: &[Row] = &[
             (Some("8:1234"), Some((8, 1234)), true),
             (Some("8:1234"), Some((8, 1235)), false),
             (Some("8:1234"), None, false),
