@@ -18,6 +18,8 @@ pub struct Setup {
     /// Put the child in a process group of its own (--group).
     pub own_group: bool,
     pub supervisor_env: bool,
+    /// The signal the child gets when gwshim dies (--pdeathsig).
+    pub pdeathsig: Option<i32>,
 }
 
 /// The command could not be executed: a message and the shell's status for it.
@@ -39,15 +41,29 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         cmd.env(SUPERVISOR_ENV, "1");
     }
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
+    let pdeathsig = setup.pdeathsig;
+    // Captured before fork: the child compares its parent with it.
+    let gwshim = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, sigprocmask); it allocates nothing.
+    // functions (setpgid, sigaction, prctl, sigprocmask, getppid, kill, _exit); it allocates
+    // nothing (io::Error from an errno does not allocate).
     unsafe {
         cmd.pre_exec(move || {
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             }
             sigaction(Signal::SIGCHLD, &sigchld)?;
+            if let Some(sig) = pdeathsig {
+                set_pdeathsig(sig)?;
+            }
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+            if let Some(sig) = pdeathsig {
+                // gwshim died before prctl took effect: nobody will send `sig`, so act on it
+                // now, as if it had come (with the child's own mask and dispositions).
+                if nix::unistd::getppid() != gwshim {
+                    die_of(sig);
+                }
+            }
             Ok(())
         });
     }
@@ -58,6 +74,26 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             Ok(pid)
         }
         Err(e) => Err(failure(program, &e)),
+    }
+}
+
+/// PR_SET_PDEATHSIG: the kernel sends `sig` to the calling process when its parent (thread)
+/// dies. Async-signal-safe; nix's wrapper takes only the standard signals.
+fn set_pdeathsig(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
+    match unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig as nix::libc::c_ulong) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Sends `sig` to the calling process, then exits 128 + sig should it survive (the signal
+/// is blocked or ignored). Async-signal-safe, for use between fork and exec.
+fn die_of(sig: i32) -> ! {
+    // SAFETY: kill, getpid and _exit are async-signal-safe syscalls on plain integers.
+    unsafe {
+        nix::libc::kill(nix::libc::getpid(), sig);
+        nix::libc::_exit(128 + sig)
     }
 }
 

@@ -55,6 +55,19 @@ struct Args {
     #[argh(option, arg_name = "SECS")]
     stop_timeout: Option<String>,
 
+    /// when the child has ended, give its leftover processes SECS between SIGTERM and SIGKILL
+    /// (default 5; 0 kills at once), e.g. --grace 10
+    #[argh(option, arg_name = "SECS")]
+    grace: Option<String>,
+
+    /// exit as soon as the child has ended, leaving its leftover processes running
+    #[argh(switch)]
+    leave_orphans: bool,
+
+    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG), e.g. --pdeathsig TERM
+    #[argh(option, arg_name = "SIG")]
+    pdeathsig: Option<String>,
+
     /// do not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the child
     #[argh(switch)]
     no_supervisor_env: bool,
@@ -86,6 +99,10 @@ pub struct Config {
     pub stop_timeout: Option<Duration>,
     pub supervisor_env: bool,
     pub log_level: LevelFilter,
+    /// Time the leftovers get between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub leave_orphans: bool,
+    pub pdeathsig: Option<i32>,
 }
 
 /// The result of parsing: run, or print something and exit.
@@ -175,6 +192,16 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         .map(parse_seconds)
         .transpose()
         .map_err(|e| Usage(format!("--stop-timeout: {e}")))?;
+    let grace = match args.grace.as_deref() {
+        Some(text) => parse_seconds(text).map_err(|e| Usage(format!("--grace: {e}")))?,
+        None => crate::leftovers::DEFAULT_GRACE,
+    };
+    let pdeathsig = args
+        .pdeathsig
+        .as_deref()
+        .map(signals::parse_signal)
+        .transpose()
+        .map_err(|e| Usage(format!("--pdeathsig: {e}")))?;
     let log_level = log_level(args.verbose, args.quiet, log_env)?;
     Ok(Parsed::Run(Config {
         command,
@@ -184,6 +211,9 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         stop_timeout,
         supervisor_env: !args.no_supervisor_env,
         log_level,
+        grace,
+        leave_orphans: args.leave_orphans,
+        pdeathsig,
     }))
 }
 
@@ -309,5 +339,45 @@ mod tests {
             run(&["-vv", "--", "x"]).unwrap().log_level,
             LevelFilter::Trace
         );
+    }
+
+    #[test]
+    fn parses_container_options() {
+        let c = run(&["--", "x"]).unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_secs(5), false, None)
+        );
+        let c = run(&[
+            "--grace",
+            "0.5",
+            "--leave-orphans",
+            "--pdeathsig",
+            "KILL",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_millis(500), true, Some(9))
+        );
+        assert_eq!(
+            run(&["--grace", "0", "--", "x"]).unwrap().grace,
+            Duration::ZERO
+        );
+        assert_eq!(
+            run(&["--pdeathsig", "sigterm", "x"]).unwrap().pdeathsig,
+            Some(15)
+        );
+        for (args, want) in [
+            (&["--grace", "-1", "--", "x"][..], "--grace"),
+            (&["--grace", "soon", "--", "x"][..], "--grace"),
+            (&["--grace", "--", "x"][..], "--grace"),
+            (&["--pdeathsig", "BOGUS", "--", "x"][..], "--pdeathsig"),
+            (&["--pdeathsig", "0", "--", "x"][..], "--pdeathsig"),
+        ] {
+            assert!(run(args).unwrap_err().contains(want), "{args:?}");
+        }
     }
 }

@@ -5,6 +5,7 @@ mod child;
 mod cli;
 mod error;
 mod exit;
+mod leftovers;
 mod logging;
 mod proc;
 mod reap;
@@ -53,6 +54,7 @@ fn main() {
         sigchld,
         own_group: config.group,
         supervisor_env: config.supervisor_env,
+        pdeathsig: config.pdeathsig,
     };
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => pid,
@@ -74,6 +76,16 @@ fn main() {
             stop: None,
         }
     });
+
+    if !config.leave_orphans {
+        let opts = leftovers::Options {
+            grace: config.grace,
+            group: config.group.then_some(pid.as_raw()),
+        };
+        if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
+            error!("{e}; leaving leftover processes alone");
+        }
+    }
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
