@@ -13,7 +13,7 @@ mod signals;
 mod supervisor;
 
 use exit::Outcome;
-use log::{error, info};
+use log::{error, info, warn};
 use std::process::exit as exit_with;
 
 fn main() {
@@ -83,7 +83,7 @@ fn main() {
             group: config.group.then_some(pid.as_raw()),
         };
         if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
-            error!("{e}; leaving leftover processes alone");
+            warn!("cannot end leftover processes: {e}");
         }
     }
 
