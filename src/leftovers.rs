@@ -298,7 +298,9 @@ mod tests {
             p(300, 1, 101, 'S'),
             p(301, 1, 101, 'Z'),
         ];
-        let table: &[(&[Entry], i32, Option<i32>, Vec<i32>)] = &[
+        // (snapshot, me, the child's own group, the leftovers)
+        type Row<'a> = (&'a [Entry], i32, Option<i32>, Vec<i32>);
+        let table: &[Row] = &[
             (&host, 100, None, vec![102, 103, 104, 106]),
             (&host, 100, Some(101), vec![102, 103, 104, 106, 300]),
             // group 102 holds only descendants anyway

@@ -174,10 +174,10 @@ fn namespace_members(pid: i32) -> Vec<(i32, char)> {
         else {
             continue;
         };
-        if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {
-            if let Some(s) = state(p) {
-                out.push((p, s));
-            }
+        if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns)
+            && let Some(s) = state(p)
+        {
+            out.push((p, s));
         }
     }
     out
