@@ -130,6 +130,19 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
                 .ok_or_else(|| Usage(format!("option {a:?} is not valid UTF-8")))
         })
         .collect::<Result<_, _>>()?;
+    // argh knows -v and -q, not -vv or -qq: spell repeated short switches out.
+    let opts: Vec<&str> = opts
+        .into_iter()
+        .flat_map(|a| match a.strip_prefix('-') {
+            Some(run)
+                if run.len() > 1
+                    && (run.bytes().all(|b| b == b'v') || run.bytes().all(|b| b == b'q')) =>
+            {
+                vec![&a[..2]; run.len()]
+            }
+            _ => vec![a],
+        })
+        .collect();
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
         Err(early) if early.status.is_ok() => {
