@@ -29,6 +29,8 @@ pub struct Setup {
     pub supervisor_env: bool,
     /// Variables set (Some) or removed (None) for the child, e.g. NOTIFY_SOCKET.
     pub env_overrides: Vec<(OsString, Option<OsString>)>,
+    /// The signal the child gets when gwshim dies (--pdeathsig).
+    pub pdeathsig: Option<i32>,
 }
 
 /// The command could not be executed: a message and the shell's status for it.
@@ -176,16 +178,24 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let mut envp: Vec<usize> = Vec::with_capacity(env.len() + 1);
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
 
+    let pdeathsig = setup.pdeathsig;
+    // Captured before fork: the child compares its parent with it.
+    let gwshim = nix::unistd::getpid();
+
     let mut cmd = Command::new(&path);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, sigprocmask, getpid, execve); it writes into buffers
-    // allocated before the fork and pushes into `envp` within its reserved capacity.
+    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
+    // execve); it writes into buffers allocated before the fork and pushes into `envp` within
+    // its reserved capacity (io::Error from an errno does not allocate).
     unsafe {
         cmd.pre_exec(move || {
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             }
             sigaction(Signal::SIGCHLD, &sigchld)?;
+            if let Some(sig) = pdeathsig {
+                set_pdeathsig(sig)?;
+            }
             let me = libc::getpid() as u32;
             for &slot in &pid_slots {
                 write_pid(&mut env[slot], me);
@@ -194,6 +204,13 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             envp.extend(env.iter().map(|e| e.as_ptr() as usize));
             envp.push(0);
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+            // gwshim died before prctl took effect: nobody will send `sig`, so act on it now,
+            // as if it had come (with the child's own mask and dispositions).
+            if let Some(sig) = pdeathsig
+                && nix::unistd::getppid() != gwshim
+            {
+                die_of(sig);
+            }
             let _keep = &c_args;
             libc::execve(c_path.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
             Err(io::Error::last_os_error())
@@ -206,6 +223,26 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             Ok(pid)
         }
         Err(e) => Err(failure(&path, &e)),
+    }
+}
+
+/// PR_SET_PDEATHSIG: the kernel sends `sig` to the calling process when its parent (thread)
+/// dies. Async-signal-safe; nix's wrapper takes only the standard signals.
+fn set_pdeathsig(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
+    match unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig as nix::libc::c_ulong) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Sends `sig` to the calling process, then exits 128 + sig should it survive (the signal
+/// is blocked or ignored). Async-signal-safe, for use between fork and exec.
+fn die_of(sig: i32) -> ! {
+    // SAFETY: kill, getpid and _exit are async-signal-safe syscalls on plain integers.
+    unsafe {
+        nix::libc::kill(nix::libc::getpid(), sig);
+        nix::libc::_exit(128 + sig)
     }
 }
 

@@ -56,6 +56,19 @@ struct Args {
     #[argh(option, arg_name = "SECS")]
     stop_timeout: Option<String>,
 
+    /// when the child has ended, give its leftover processes SECS between SIGTERM and SIGKILL
+    /// (default 5; 0 kills at once), e.g. --grace 10
+    #[argh(option, arg_name = "SECS")]
+    grace: Option<String>,
+
+    /// exit as soon as the child has ended, leaving its leftover processes running
+    #[argh(switch)]
+    leave_orphans: bool,
+
+    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG), e.g. --pdeathsig TERM
+    #[argh(option, arg_name = "SIG")]
+    pdeathsig: Option<String>,
+
     /// do not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the child
     #[argh(switch)]
     no_supervisor_env: bool,
@@ -126,6 +139,10 @@ pub struct Config {
     pub log_level: LevelFilter,
     pub pacing: pacing::Options,
     pub notify_relay: bool,
+    /// Time the leftovers get between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub leave_orphans: bool,
+    pub pdeathsig: Option<i32>,
 }
 
 /// The result of parsing: run, or print something and exit.
@@ -224,6 +241,16 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         .map(parse_seconds)
         .transpose()
         .map_err(|e| Usage(format!("--stop-timeout: {e}")))?;
+    let grace = match args.grace.as_deref() {
+        Some(text) => parse_seconds(text).map_err(|e| Usage(format!("--grace: {e}")))?,
+        None => crate::leftovers::DEFAULT_GRACE,
+    };
+    let pdeathsig = args
+        .pdeathsig
+        .as_deref()
+        .map(signals::parse_signal)
+        .transpose()
+        .map_err(|e| Usage(format!("--pdeathsig: {e}")))?;
     let log_level = log_level(args.verbose, args.quiet, log_env)?;
     let span = |flag: &str, value: &Option<String>| {
         value
@@ -258,6 +285,9 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         log_level,
         pacing,
         notify_relay: !args.no_notify_relay,
+        grace,
+        leave_orphans: args.leave_orphans,
+        pdeathsig,
     })))
 }
 
@@ -423,5 +453,45 @@ mod tests {
             run(&["-vv", "--", "x"]).unwrap().log_level,
             LevelFilter::Trace
         );
+    }
+
+    #[test]
+    fn parses_container_options() {
+        let c = run(&["--", "x"]).unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_secs(5), false, None)
+        );
+        let c = run(&[
+            "--grace",
+            "0.5",
+            "--leave-orphans",
+            "--pdeathsig",
+            "KILL",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_millis(500), true, Some(9))
+        );
+        assert_eq!(
+            run(&["--grace", "0", "--", "x"]).unwrap().grace,
+            Duration::ZERO
+        );
+        assert_eq!(
+            run(&["--pdeathsig", "sigterm", "x"]).unwrap().pdeathsig,
+            Some(15)
+        );
+        for (args, want) in [
+            (&["--grace", "-1", "--", "x"][..], "--grace"),
+            (&["--grace", "soon", "--", "x"][..], "--grace"),
+            (&["--grace", "--", "x"][..], "--grace"),
+            (&["--pdeathsig", "BOGUS", "--", "x"][..], "--pdeathsig"),
+            (&["--pdeathsig", "0", "--", "x"][..], "--pdeathsig"),
+        ] {
+            assert!(run(args).unwrap_err().contains(want), "{args:?}");
+        }
     }
 }

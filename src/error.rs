@@ -11,6 +11,15 @@ pub struct Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    pub fn msg(context: impl Into<String>) -> Self {
+        Error {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {

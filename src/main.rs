@@ -5,6 +5,7 @@ mod child;
 mod cli;
 mod error;
 mod exit;
+mod leftovers;
 mod logging;
 mod notify;
 mod pacing;
@@ -16,7 +17,7 @@ mod timespan;
 mod unit;
 
 use exit::Outcome;
-use log::{error, info};
+use log::{error, info, warn};
 use std::process::exit as exit_with;
 
 fn main() {
@@ -64,6 +65,7 @@ fn main() {
         own_group: config.group,
         supervisor_env: config.supervisor_env,
         env_overrides,
+        pdeathsig: config.pdeathsig,
     };
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
@@ -91,6 +93,16 @@ fn main() {
     });
     let uptime = started.elapsed();
     drop(relay);
+
+    if !config.leave_orphans {
+        let opts = leftovers::Options {
+            grace: config.grace,
+            group: config.group.then_some(pid.as_raw()),
+        };
+        if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
+            warn!("cannot end leftover processes: {e}");
+        }
+    }
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
