@@ -5,9 +5,11 @@ mod child;
 mod cli;
 mod error;
 mod exit;
+mod hermes;
 mod logging;
 mod notify;
 mod pacing;
+mod pidfile;
 mod proc;
 mod reap;
 mod signals;
@@ -58,6 +60,15 @@ fn main() {
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
     }
+    let pidfiles = match &config.pidfiles {
+        cli::Pidfiles::Off => Vec::new(),
+        cli::Pidfiles::These(targets) => targets.clone(),
+        cli::Pidfiles::GatewayDefault => hermes::gateway_target(&config.command)
+            .into_iter()
+            .collect(),
+    };
+    let own_pid = i64::from(std::process::id());
+    pidfile::clean(&pidfiles, own_pid);
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
@@ -91,6 +102,8 @@ fn main() {
     });
     let uptime = started.elapsed();
     drop(relay);
+    // A child that was SIGKILLed, OOM-killed or crashed left its files: clean them for the next start.
+    pidfile::clean(&pidfiles, own_pid);
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
