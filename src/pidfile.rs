@@ -213,10 +213,10 @@ pub fn verdict(record: &Record, process: &Process, lock: LockState, own_pid: i64
             }
             // Even with a matching start time: after a reboot an early service can get the
             // same pid at the same tick as the one recorded before the power went.
-            if let (Some(argv), Some(cmdline)) = (argv, cmdline) {
-                if !same_command(argv, cmdline) {
-                    return Verdict::Stale(Why::OtherCommand(pid));
-                }
+            if let (Some(argv), Some(cmdline)) = (argv, cmdline)
+                && !same_command(argv, cmdline)
+            {
+                return Verdict::Stale(Why::OtherCommand(pid));
             }
             Verdict::Live(Why::Alive(pid))
         }
@@ -513,10 +513,8 @@ fn clean_one(target: &Target, own_pid: i64) {
         remove_judged(lock, id, &"nobody holds it");
         // Unlocked and closed here, before the child starts.
         drop(guard);
-    } else if lock_state == LockState::Held {
-        if let (None, Some(lock)) = (&pid_file, &target.lock) {
-            warn!("{} is held by a live owner; leaving it", lock.display());
-        }
+    } else if let (LockState::Held, None, Some(lock)) = (lock_state, &pid_file, &target.lock) {
+        warn!("{} is held by a live owner; leaving it", lock.display());
     }
 }
 
