@@ -28,7 +28,9 @@ fn gwshim(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let log_path = dir.join("gwshim.log");
     let log = File::create(&log_path).expect("log file");
     let mut cmd = Command::new(GWSHIM);
-    cmd.args(args)
+    // No restart pacing: no wait before exiting, no state outside the scratch folder.
+    cmd.arg("--no-pacing")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -247,7 +249,7 @@ fn gwshims_own_pid_is_stale() {
     let dir = scratch("own");
     let pid = dir.join("x.pid");
     let script = format!(
-        "echo $$ > '{}'; exec '{GWSHIM}' --pidfile '{}' -- true",
+        "echo $$ > '{}'; exec '{GWSHIM}' --no-pacing --pidfile '{}' -- true",
         pid.display(),
         pid.display()
     );
