@@ -8,6 +8,7 @@ use crate::pidfile::Target;
 use log::{debug, warn};
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// What gwshim needs from a gateway command line.
@@ -130,6 +131,7 @@ impl Env {
     /// The root that holds profiles/ and active_profile.
     pub fn root(&self) -> PathBuf {
         let native = self.native();
+        // hermes compares resolved paths; a lexical comparison differs only through symlinks.
         match &self.hermes_home {
             None => native,
             Some(h) if h.starts_with(&native) => native,
@@ -217,14 +219,19 @@ pub fn gateway_target(command: &[OsString]) -> Option<Target> {
     Some(target(&home))
 }
 
-/// A short text file, or None (absent, unreadable, not UTF-8).
+/// A short regular text file, or None (absent, unreadable, not UTF-8, not a regular file).
+/// O_NONBLOCK: a FIFO put there must not hold up the start.
 fn read_small(path: &Path) -> Option<String> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(256)
-        .read_to_string(&mut text)
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
         .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(256).read_to_string(&mut text).ok()?;
     Some(text)
 }
 

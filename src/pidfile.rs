@@ -504,7 +504,16 @@ fn clean_one(target: &Target, own_pid: i64) {
                 remove_judged(&target.pid, *id, &why);
             }
             Verdict::Live(why) => {
-                warn!("{pid_path} has a live owner: {why}; leaving it, starting the child anyway")
+                let why = match (&why, &target.lock) {
+                    (Why::LockHeld(pid), Some(lock)) => {
+                        let named = pid
+                            .map(|p| format!(", the pid file names pid {p}"))
+                            .unwrap_or_default();
+                        format!("{} is held{named}", lock.display())
+                    }
+                    _ => why.to_string(),
+                };
+                warn!("{pid_path} has a live owner ({why}); leaving it, starting the child anyway")
             }
         }
     }

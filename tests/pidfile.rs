@@ -287,7 +287,11 @@ fn a_held_lock_keeps_both_files() {
     drop(held);
     assert_eq!(run.status, Some(0), "{}", run.log);
     assert!(pid.exists() && lock.exists(), "{}", run.log);
-    assert!(run.log.contains("the lock is held"), "{}", run.log);
+    assert!(
+        run.log.contains(&format!("{} is held", lock.display())),
+        "{}",
+        run.log
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -551,5 +555,35 @@ fn the_gateway_default_follows_the_profile() {
         run.log
     );
     assert!(default.join("gateway.pid").exists(), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fifo_as_active_profile_does_not_hold_up_the_start() {
+    let dir = scratch("active-fifo");
+    let user_home = dir.join("user");
+    fs::create_dir_all(user_home.join(".hermes")).expect("home");
+    nix::unistd::mkfifo(
+        &user_home.join(".hermes/active_profile"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .expect("mkfifo");
+    fs::write(
+        user_home.join(".hermes/gateway.pid"),
+        dead_pid().to_string(),
+    )
+    .expect("pid");
+    let bin = fake_gateway(&dir);
+    let started = Instant::now();
+    let run = gwshim(
+        &dir,
+        &["--", bin.to_str().expect("utf-8"), "gateway", "run"],
+        &[
+            ("HOME", user_home.to_str().expect("utf-8")),
+            ("FAKE_MODE", "exit"),
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{}", run.log);
+    assert_eq!(run.status, Some(0), "{}", run.log);
     let _ = fs::remove_dir_all(&dir);
 }
