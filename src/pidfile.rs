@@ -423,9 +423,17 @@ fn read_cmdline(pid: i32) -> Option<Vec<String>> {
 
 /// Removes `path` if it still is the file that was judged; logs what happened.
 pub fn remove_judged(path: &Path, judged: FileId, why: &dyn fmt::Display) {
-    let now = std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| FileId::from(&m));
+    let now = match std::fs::symlink_metadata(path) {
+        Ok(m) => Some(FileId::from(&m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            warn!(
+                "cannot remove stale {} ({why}): cannot stat it again: {e}",
+                path.display()
+            );
+            return;
+        }
+    };
     match same_file(judged, now) {
         Now::Gone => debug!("{} is already gone", path.display()),
         Now::Replaced => warn!(
