@@ -1,6 +1,7 @@
 //! The command line: `gwshim [OPTIONS] -- COMMAND [ARGS...]`.
 
 use crate::exit::Policy;
+use crate::pidfile::Target;
 use crate::signals::{self, Rewrites};
 use crate::{pacing, timespan};
 use argh::FromArgs;
@@ -19,7 +20,8 @@ gwshim --transparent -- make test",
     note = "Options: --keep-status 75,78 (0 always passes); --restart-status 75; --rewrite-signal \
 TERM:INT or HUP:none (repeatable; names like HUP, SIGHUP, 1, RTMIN+2); --stop-timeout 30 (seconds, \
 decimals allowed; never after SIGUSR1). The log level is -v (debug), -vv (trace), -q (warnings), \
--qq (errors), or GWSHIM_LOG=off|error|warn|info|debug|trace; a flag wins.",
+-qq (errors), or GWSHIM_LOG=off|error|warn|info|debug|trace; a flag wins. Stale pid files: \
+--pidfile PATH[:LOCK] (repeatable), by default the Hermes gateway's; --no-pidfile-cleanup.",
     error_code(2, "usage error: a bad option or value, or no COMMAND."),
     error_code(75, "the child failed or was killed unasked (see --restart-status)."),
     error_code(78, "the child exited 78, a fatal configuration error (kept as is)."),
@@ -110,6 +112,16 @@ struct Args {
     #[argh(switch)]
     no_notify_relay: bool,
 
+    /// a pid file to clean when stale, before the child starts and after it ends, optionally
+    /// with the lock file its owner holds: PATH or PATH:LOCKPATH (repeatable; default for the
+    /// Hermes gateway: $HERMES_HOME/gateway.pid:$HERMES_HOME/gateway.lock)
+    #[argh(option, arg_name = "PATH[:LOCK]")]
+    pidfile: Vec<String>,
+
+    /// never clean pid or lock files (not even the Hermes gateway's)
+    #[argh(switch)]
+    no_pidfile_cleanup: bool,
+
     /// log more: -v debug, -vv trace
     #[argh(switch, short = 'v')]
     verbose: u8,
@@ -136,6 +148,7 @@ pub struct Config {
     pub group: bool,
     pub stop_timeout: Option<Duration>,
     pub supervisor_env: bool,
+    pub pidfiles: Pidfiles,
     pub log_level: LevelFilter,
     pub pacing: pacing::Options,
     pub notify_relay: bool,
@@ -143,6 +156,17 @@ pub struct Config {
     pub grace: Duration,
     pub leave_orphans: bool,
     pub pdeathsig: Option<i32>,
+}
+
+/// Which pid files gwshim looks after.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pidfiles {
+    /// --no-pidfile-cleanup
+    Off,
+    /// --pidfile, given at least once
+    These(Vec<Target>),
+    /// The Hermes gateway's, if the command is the gateway.
+    GatewayDefault,
 }
 
 /// The result of parsing: run, or print something and exit.
@@ -251,6 +275,21 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         .map(signals::parse_signal)
         .transpose()
         .map_err(|e| Usage(format!("--pdeathsig: {e}")))?;
+    let pidfiles = match (args.no_pidfile_cleanup, args.pidfile.is_empty()) {
+        (true, false) => {
+            return Err(Usage(
+                "--pidfile and --no-pidfile-cleanup contradict each other".into(),
+            ));
+        }
+        (true, true) => Pidfiles::Off,
+        (false, true) => Pidfiles::GatewayDefault,
+        (false, false) => Pidfiles::These(
+            args.pidfile
+                .iter()
+                .map(|p| parse_pidfile(p).map_err(|e| Usage(format!("--pidfile: {e}"))))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
     let log_level = log_level(args.verbose, args.quiet, log_env)?;
     let span = |flag: &str, value: &Option<String>| {
         value
@@ -282,6 +321,7 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         group: args.group,
         stop_timeout,
         supervisor_env: !args.no_supervisor_env,
+        pidfiles,
         log_level,
         pacing,
         notify_relay: !args.no_notify_relay,
@@ -344,6 +384,21 @@ pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
         t => Some(signals::parse_signal(t)?),
     };
     Ok((from, to))
+}
+
+/// "PATH" or "PATH:LOCKPATH" (split at the first colon).
+pub fn parse_pidfile(text: &str) -> Result<Target, String> {
+    let (pid, lock) = match text.split_once(':') {
+        Some((pid, lock)) => (pid, Some(lock)),
+        None => (text, None),
+    };
+    if pid.is_empty() || lock.is_some_and(str::is_empty) {
+        return Err(format!("'{text}' is not PATH or PATH:LOCKPATH"));
+    }
+    Ok(Target {
+        pid: pid.into(),
+        lock: lock.map(Into::into),
+    })
 }
 
 /// A time span: "30" (seconds), "0.5", "100ms", "10s", "5min".
@@ -427,6 +482,19 @@ mod tests {
         assert_eq!(parse_backoff("0"), Ok((s(0), s(0))));
         assert!(parse_backoff("5:1").is_err());
         assert!(parse_backoff("1").is_err());
+        let t = |pid: &str, lock: Option<&str>| Target {
+            pid: pid.into(),
+            lock: lock.map(Into::into),
+        };
+        assert_eq!(parse_pidfile("/run/x.pid"), Ok(t("/run/x.pid", None)));
+        assert_eq!(
+            parse_pidfile("/h/gateway.pid:/h/gateway.lock"),
+            Ok(t("/h/gateway.pid", Some("/h/gateway.lock")))
+        );
+        assert_eq!(parse_pidfile("a.pid:b:c"), Ok(t("a.pid", Some("b:c"))));
+        for bad in ["", ":", "x:", ":y"] {
+            assert!(parse_pidfile(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -452,6 +520,26 @@ mod tests {
         assert_eq!(
             run(&["-vv", "--", "x"]).unwrap().log_level,
             LevelFilter::Trace
+        );
+        assert_eq!(
+            run(&["--", "x"]).unwrap().pidfiles,
+            Pidfiles::GatewayDefault
+        );
+        assert_eq!(
+            run(&["--no-pidfile-cleanup", "--", "x"]).unwrap().pidfiles,
+            Pidfiles::Off
+        );
+        let c = run(&["--pidfile", "a", "--pidfile", "b:c", "--", "x"]).unwrap();
+        assert!(matches!(c.pidfiles, Pidfiles::These(ref t) if t.len() == 2));
+        assert!(
+            run(&["--pidfile", "a", "--no-pidfile-cleanup", "--", "x"])
+                .unwrap_err()
+                .contains("contradict")
+        );
+        assert!(
+            run(&["--pidfile", ":", "--", "x"])
+                .unwrap_err()
+                .contains("--pidfile")
         );
     }
 

@@ -5,10 +5,12 @@ mod child;
 mod cli;
 mod error;
 mod exit;
+mod hermes;
 mod leftovers;
 mod logging;
 mod notify;
 mod pacing;
+mod pidfile;
 mod proc;
 mod reap;
 mod signals;
@@ -59,6 +61,15 @@ fn main() {
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
     }
+    let pidfiles = match &config.pidfiles {
+        cli::Pidfiles::Off => Vec::new(),
+        cli::Pidfiles::These(targets) => targets.clone(),
+        cli::Pidfiles::GatewayDefault => hermes::gateway_target(&config.command)
+            .into_iter()
+            .collect(),
+    };
+    let own_pid = i64::from(std::process::id());
+    pidfile::clean(&pidfiles, own_pid);
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
@@ -93,7 +104,6 @@ fn main() {
     });
     let uptime = started.elapsed();
     drop(relay);
-
     if !config.leave_orphans {
         let opts = leftovers::Options {
             grace: config.grace,
@@ -103,6 +113,9 @@ fn main() {
             warn!("cannot end leftover processes: {e}");
         }
     }
+    // A child that was SIGKILLed, OOM-killed or crashed left its files: clean them for the
+    // next start (after the leftovers, which may hold an inherited lock).
+    pidfile::clean(&pidfiles, own_pid);
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
