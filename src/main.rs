@@ -31,10 +31,7 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(
-        std::env::args_os().collect(),
-        std::env::var_os("GWSHIM_LOG"),
-    ) {
+    let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             print!("{text}");
