@@ -1,16 +1,24 @@
 //! The child: the command gwshim supervises, started with gwshim's own argv tail,
 //! environment, working directory, stdio, signal mask and signal dispositions.
+//!
+//! std's Command does the fork and reports a failed exec; the exec itself is ours (in the
+//! pre_exec closure) so that the child's environment can carry its own pid in LISTEN_PID
+//! and WATCHDOG_PID, written between fork and exec without allocating.
 
 use log::info;
 use nix::libc;
-use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
-use nix::unistd::Pid;
-use std::ffi::OsString;
+use nix::sys::signal::{SigAction, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::unistd::{AccessFlags, Pid, access, setpgid};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const SUPERVISOR_ENV: &str = "HERMES_GATEWAY_EXTERNAL_SUPERVISOR";
+/// Variables that name the process systemd meant; the child gets its own pid in them.
+const PID_VARS: [&str; 2] = ["LISTEN_PID", "WATCHDOG_PID"];
 
 /// What the child needs that gwshim changed for itself.
 pub struct Setup {
@@ -19,47 +27,194 @@ pub struct Setup {
     /// Put the child in a process group of its own (--group).
     pub own_group: bool,
     pub supervisor_env: bool,
+    /// Variables set (Some) or removed (None) for the child, e.g. NOTIFY_SOCKET.
+    pub env_overrides: Vec<(OsString, Option<OsString>)>,
+    /// The signal the child gets when gwshim dies (--pdeathsig).
+    pub pdeathsig: Option<i32>,
 }
 
 /// The command could not be executed: a message and the shell's status for it.
+#[derive(Debug)]
 pub struct SpawnFailure {
     pub message: String,
     pub status: i32,
 }
 
+/// The child's environment as NUL-terminated `NAME=VALUE` entries, and the entries whose
+/// value must become the child's pid (they hold room for it).
+pub fn child_env(
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+    setup_supervisor: bool,
+    overrides: &[(OsString, Option<OsString>)],
+    own_pid: u32,
+) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let mut vars: Vec<(OsString, OsString)> = parent
+        .into_iter()
+        // gwshim's own settings are not the child's business.
+        .filter(|(k, _)| !k.as_bytes().starts_with(b"GWSHIM_"))
+        .collect();
+    if setup_supervisor && !vars.iter().any(|(k, _)| k == SUPERVISOR_ENV) {
+        vars.push((SUPERVISOR_ENV.into(), "1".into()));
+    }
+    for (key, value) in overrides {
+        vars.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            vars.push((key.clone(), v.clone()));
+        }
+    }
+    let own = own_pid.to_string();
+    let mut pid_slots = Vec::new();
+    let entries = vars
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let mut e = [k.as_bytes(), b"=", v.as_bytes()].concat();
+            if PID_VARS.iter().any(|p| k == p) && v.as_bytes() == own.as_bytes() {
+                pid_slots.push(i);
+                e.truncate(k.len() + 1);
+                e.resize(k.len() + 1 + 20, 0); // room for any pid
+            }
+            e.push(0);
+            e
+        })
+        .collect();
+    (entries, pid_slots)
+}
+
+/// Writes `pid` in decimal after the '=' of `entry`, NUL-terminated. No allocation: it
+/// runs between fork and exec.
+pub fn write_pid(entry: &mut [u8], pid: u32) {
+    let Some(eq) = entry.iter().position(|&b| b == b'=') else {
+        return;
+    };
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (pid, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let value = &mut entry[eq + 1..];
+    if value.len() <= len {
+        return;
+    }
+    for i in 0..len {
+        value[i] = digits[len - 1 - i];
+    }
+    value[len] = 0;
+}
+
+/// Finds `program` as a shell does: a name with a slash as is, else the first executable
+/// match in PATH. Errors carry the shell's status (127 not found, 126 not executable).
+pub fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnFailure> {
+    let name = program.to_string_lossy();
+    let fail = |what: &str, status| SpawnFailure {
+        message: format!("{name}: {what}"),
+        status,
+    };
+    if program.is_empty() {
+        return Err(fail("empty command name", 127));
+    }
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let mut denied = None;
+    for dir in path_var.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && access(&candidate, AccessFlags::X_OK).is_ok() => {
+                return Ok(candidate);
+            }
+            Ok(m) if m.is_file() => denied = denied.or(Some(candidate)),
+            _ => {}
+        }
+    }
+    match denied {
+        Some(p) => Err(fail(&format!("permission denied ({})", p.display()), 126)),
+        None => Err(fail("command not found in PATH", 127)),
+    }
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnFailure> {
+    CString::new(bytes).map_err(|_| SpawnFailure {
+        message: format!("{what} contains a NUL byte"),
+        status: 126,
+    })
+}
+
 pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
-    let Some((program, args)) = command.split_first() else {
+    let Some(program) = command.first() else {
         return Err(SpawnFailure {
             message: "no command given".into(),
             status: 2,
         });
     };
-    if setup.supervisor_env && std::env::var_os(SUPERVISOR_ENV).is_none() {
-        // Set in gwshim's own environment, which the child inherits as it is: Command::env
-        // would copy and sort the whole environment on every start (measured: two thirds of
-        // gwshim's own instructions from exec to exit).
-        // SAFETY: gwshim has one thread, so nothing reads the environment meanwhile.
-        unsafe { std::env::set_var(SUPERVISOR_ENV, "1") };
-    }
-    let mut cmd = Command::new(program);
-    cmd.args(args);
+    let path = resolve(program, std::env::var_os("PATH").as_deref())?;
+    let c_path = cstring(path.as_os_str().as_bytes(), "the command")?;
+    let c_args = command
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut env, pid_slots) = child_env(
+        std::env::vars_os(),
+        setup.supervisor_env,
+        &setup.env_overrides,
+        std::process::id(),
+    );
+    // execve's NULL-terminated pointer arrays, held as addresses: pre_exec wants a Send
+    // closure and raw pointers are not. The strings they point to live in the closure too.
+    let mut argv: Vec<usize> = c_args.iter().map(|a| a.as_ptr() as usize).collect();
+    argv.push(0);
+    // Filled in the child after the pid is written; reserved here so that needs no allocation.
+    let mut envp: Vec<usize> = Vec::with_capacity(env.len() + 1);
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
-    if own_group {
-        cmd.process_group(0);
-    }
-    // std starts the child with an empty signal mask and SIGCHLD at its default. Only when
-    // gwshim was started otherwise does the child need a hook, which makes std fork instead
-    // of using posix_spawn (vfork: no copy of gwshim's page tables, no exec-status pipe).
-    if !is_empty(&mask) || !matches!(sigchld.handler(), SigHandler::SigDfl) {
-        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-        // functions (sigaction, sigprocmask); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                sigaction(Signal::SIGCHLD, &sigchld)?;
-                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
-                Ok(())
-            });
-        }
+
+    let pdeathsig = setup.pdeathsig;
+    // Captured before fork: the child compares its parent with it.
+    let gwshim = nix::unistd::getpid();
+
+    let mut cmd = Command::new(&path);
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
+    // execve); it writes into buffers allocated before the fork and pushes into `envp` within
+    // its reserved capacity (io::Error from an errno does not allocate).
+    unsafe {
+        cmd.pre_exec(move || {
+            if own_group {
+                setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            }
+            sigaction(Signal::SIGCHLD, &sigchld)?;
+            if let Some(sig) = pdeathsig {
+                set_pdeathsig(sig)?;
+            }
+            let me = libc::getpid() as u32;
+            for &slot in &pid_slots {
+                write_pid(&mut env[slot], me);
+            }
+            envp.clear();
+            envp.extend(env.iter().map(|e| e.as_ptr() as usize));
+            envp.push(0);
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+            // gwshim died before prctl took effect: nobody will send `sig`, so act on it now,
+            // as if it had come (with the child's own mask and dispositions).
+            if let Some(sig) = pdeathsig
+                && nix::unistd::getppid() != gwshim
+            {
+                die_of(sig);
+            }
+            let _keep = &c_args;
+            libc::execve(c_path.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
+            Err(io::Error::last_os_error())
+        });
     }
     match cmd.spawn() {
         Ok(child) => {
@@ -67,26 +222,38 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             info!("started {} as pid {pid}", describe(command));
             Ok(pid)
         }
-        Err(e) => Err(failure(program, &e)),
+        Err(e) => Err(failure(&path, &e)),
     }
 }
 
-/// Whether `set` holds no signal, the real-time ones included (nix's SigSet compares only
-/// the standard ones).
-fn is_empty(set: &SigSet) -> bool {
-    let raw: &libc::sigset_t = set.as_ref();
-    // SAFETY: sigismember only reads the set it is given.
-    (1..=libc::SIGRTMAX()).all(|sig| unsafe { libc::sigismember(raw, sig) } != 1)
+/// PR_SET_PDEATHSIG: the kernel sends `sig` to the calling process when its parent (thread)
+/// dies. Async-signal-safe; nix's wrapper takes only the standard signals.
+fn set_pdeathsig(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
+    match unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, sig as nix::libc::c_ulong) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
-fn failure(program: &OsString, e: &io::Error) -> SpawnFailure {
+/// Sends `sig` to the calling process, then exits 128 + sig should it survive (the signal
+/// is blocked or ignored). Async-signal-safe, for use between fork and exec.
+fn die_of(sig: i32) -> ! {
+    // SAFETY: kill, getpid and _exit are async-signal-safe syscalls on plain integers.
+    unsafe {
+        nix::libc::kill(nix::libc::getpid(), sig);
+        nix::libc::_exit(128 + sig)
+    }
+}
+
+fn failure(path: &Path, e: &io::Error) -> SpawnFailure {
     let (what, status) = match e.kind() {
-        io::ErrorKind::NotFound => ("command not found", 127),
+        io::ErrorKind::NotFound => ("not found", 127),
         io::ErrorKind::PermissionDenied => ("permission denied", 126),
         _ => ("cannot execute", 126),
     };
     SpawnFailure {
-        message: format!("{}: {what} ({e})", program.to_string_lossy()),
+        message: format!("{}: {what} ({e})", path.display()),
         status,
     }
 }
@@ -105,4 +272,106 @@ pub fn describe(command: &[OsString]) -> String {
         })
         .collect();
     words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(entries: &[Vec<u8>]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| {
+                String::from_utf8_lossy(e.split(|&b| b == 0).next().unwrap_or_default())
+                    .into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn builds_the_child_environment() {
+        let parent = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+            pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+        };
+        let (env, slots) = child_env(parent(&[("A", "1"), ("GWSHIM_GRACE", "3")]), true, &[], 7);
+        assert_eq!(
+            env_of(&env),
+            ["A=1", "HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1"]
+        );
+        assert!(slots.is_empty());
+        let (env, _) = child_env(
+            parent(&[("HERMES_GATEWAY_EXTERNAL_SUPERVISOR", "0")]),
+            true,
+            &[],
+            7,
+        );
+        assert_eq!(env_of(&env), ["HERMES_GATEWAY_EXTERNAL_SUPERVISOR=0"]);
+        let (env, _) = child_env(parent(&[("A", "1")]), false, &[], 7);
+        assert_eq!(env_of(&env), ["A=1"]);
+        let overrides = [
+            ("NOTIFY_SOCKET".into(), Some("/x".into())),
+            ("A".into(), None),
+        ];
+        let (env, _) = child_env(
+            parent(&[("A", "1"), ("NOTIFY_SOCKET", "/run/systemd/notify")]),
+            false,
+            &overrides,
+            7,
+        );
+        assert_eq!(env_of(&env), ["NOTIFY_SOCKET=/x"]);
+        // LISTEN_PID/WATCHDOG_PID naming gwshim get room for the child's pid; others pass.
+        let (mut env, slots) = child_env(
+            parent(&[
+                ("LISTEN_PID", "7"),
+                ("WATCHDOG_PID", "8"),
+                ("LISTEN_FDS", "2"),
+            ]),
+            false,
+            &[],
+            7,
+        );
+        assert_eq!(slots, vec![0]);
+        write_pid(&mut env[0], 4_194_304);
+        assert_eq!(
+            env_of(&env),
+            ["LISTEN_PID=4194304", "WATCHDOG_PID=8", "LISTEN_FDS=2"]
+        );
+    }
+
+    #[test]
+    fn writes_pids() {
+        for (pid, want) in [(1, "1"), (42, "42"), (4_294_967_295, "4294967295")] {
+            let mut e = b"P=".to_vec();
+            e.resize(2 + 20, b'x');
+            write_pid(&mut e, pid);
+            assert_eq!(&e[2..2 + want.len()], want.as_bytes());
+            assert_eq!(e[2 + want.len()], 0);
+        }
+        let mut short = b"P=1".to_vec();
+        write_pid(&mut short, 12345);
+        assert_eq!(short, b"P=1", "never writes past the room it has");
+    }
+
+    #[test]
+    fn resolves_like_a_shell() {
+        let sh = resolve(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin"))).unwrap();
+        assert_eq!(sh, PathBuf::from("/bin/sh"));
+        assert_eq!(
+            resolve(OsStr::new("./x"), None).unwrap(),
+            PathBuf::from("./x")
+        );
+        assert_eq!(
+            resolve(OsStr::new("no-such-cmd-gwshim"), Some(OsStr::new("/bin")))
+                .unwrap_err()
+                .status,
+            127
+        );
+        assert_eq!(
+            resolve(OsStr::new("passwd"), Some(OsStr::new("/etc")))
+                .unwrap_err()
+                .status,
+            126
+        );
+        assert_eq!(resolve(OsStr::new(""), None).unwrap_err().status, 127);
+    }
 }

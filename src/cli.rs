@@ -1,6 +1,7 @@
 //! The command line: `gwshim [OPTIONS] -- COMMAND [ARGS...]`.
 
 use crate::exit::Policy;
+use crate::pidfile::Target;
 use crate::signals::{self, Rewrites};
 use crate::{pacing, timespan};
 use argh::FromArgs;
@@ -16,10 +17,12 @@ failures into a status that makes systemd restart it.",
 gwshim --keep-status 75,78 --restart-status 75 -- ./server --port 8080\n\
 gwshim --rewrite-signal HUP:USR1 --stop-timeout 30 -- hermes gateway run\n\
 gwshim --transparent -- make test",
-    note = "Options: --keep-status 75,78 (0 always passes); --restart-status 75; --rewrite-signal \
-TERM:INT or HUP:none (repeatable; names like HUP, SIGHUP, 1, RTMIN+2); --stop-timeout 30 (seconds, \
-decimals allowed; never after SIGUSR1). The log level is -v (debug), -vv (trace), -q (warnings), \
--qq (errors), or GWSHIM_LOG=off|error|warn|info|debug|trace; a flag wins.",
+    note = "Signals are named HUP, SIGHUP, 1 or RTMIN+2; time spans 30, 0.5, 100ms, 10s, 5min. \
+Every option has an environment twin, GWSHIM_ and its name in capitals: GWSHIM_STOP_TIMEOUT=30, \
+GWSHIM_TRANSPARENT=1 (switches take 1/0, true/false, yes/no, on/off), GWSHIM_PIDFILE=a,b (lists \
+are comma-separated); a flag wins over its variable, and no GWSHIM_* variable reaches the child. \
+GWSHIM_LOG=off|error|warn|info|debug|trace sets the log level, as -v (debug), -vv (trace), \
+-q (warnings) and -qq (errors) do.",
     error_code(2, "usage error: a bad option or value, or no COMMAND."),
     error_code(75, "the child failed or was killed unasked (see --restart-status)."),
     error_code(78, "the child exited 78, a fatal configuration error (kept as is)."),
@@ -55,6 +58,19 @@ struct Args {
     /// running after SECS (default: never; never after SIGUSR1), e.g. --stop-timeout 60
     #[argh(option, arg_name = "SECS")]
     stop_timeout: Option<String>,
+
+    /// when the child has ended, give its leftover processes SECS between SIGTERM and SIGKILL
+    /// (default 5; 0 kills at once), e.g. --grace 10
+    #[argh(option, arg_name = "SECS")]
+    grace: Option<String>,
+
+    /// exit as soon as the child has ended, leaving its leftover processes running
+    #[argh(switch)]
+    leave_orphans: bool,
+
+    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG), e.g. --pdeathsig TERM
+    #[argh(option, arg_name = "SIG")]
+    pdeathsig: Option<String>,
 
     /// do not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the child
     #[argh(switch)]
@@ -92,6 +108,21 @@ struct Args {
     #[argh(switch)]
     no_pacing: bool,
 
+    /// give the child systemd's NOTIFY_SOCKET as is, instead of relaying its notifications
+    /// (READY=1, WATCHDOG=1) from gwshim, the unit's main process
+    #[argh(switch)]
+    no_notify_relay: bool,
+
+    /// a pid file to clean when stale, before the child starts and after it ends, optionally
+    /// with the lock file its owner holds: PATH or PATH:LOCKPATH (repeatable; default for the
+    /// Hermes gateway: $HERMES_HOME/gateway.pid:$HERMES_HOME/gateway.lock)
+    #[argh(option, arg_name = "PATH[:LOCK]")]
+    pidfile: Vec<String>,
+
+    /// never clean pid or lock files (not even the Hermes gateway's)
+    #[argh(switch)]
+    no_pidfile_cleanup: bool,
+
     /// log more: -v debug, -vv trace
     #[argh(switch, short = 'v')]
     verbose: u8,
@@ -118,8 +149,25 @@ pub struct Config {
     pub group: bool,
     pub stop_timeout: Option<Duration>,
     pub supervisor_env: bool,
+    pub pidfiles: Pidfiles,
     pub log_level: LevelFilter,
     pub pacing: pacing::Options,
+    pub notify_relay: bool,
+    /// Time the leftovers get between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub leave_orphans: bool,
+    pub pdeathsig: Option<i32>,
+}
+
+/// Which pid files gwshim looks after.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pidfiles {
+    /// --no-pidfile-cleanup
+    Off,
+    /// --pidfile, given at least once
+    These(Vec<Target>),
+    /// The Hermes gateway's, if the command is the gateway.
+    GatewayDefault,
 }
 
 /// The result of parsing: run, or print something and exit.
@@ -132,7 +180,8 @@ pub enum Parsed {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Usage(pub String);
 
-pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, Usage> {
+/// `env` looks up gwshim's environment (each option's GWSHIM_* twin, and GWSHIM_LOG).
+pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Parsed, Usage> {
     let name = "gwshim";
     let rest = argv.get(1..).unwrap_or_default();
     // The command after `--` is kept as raw OsStrings: it need not be UTF-8.
@@ -196,51 +245,60 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
             "no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into(),
         ));
     }
+    let mut args = args;
+    let twins = Twins::fill(&mut args, env)?;
     let mut policy = Policy {
         transparent: args.transparent,
         ..Policy::default()
     };
-    if let Some(list) = &args.keep_status {
-        policy.keep = parse_status_list(list).map_err(|e| Usage(format!("--keep-status: {e}")))?;
+    if let Some(keep) = twins.parse("--keep-status", &args.keep_status, parse_status_list)? {
+        policy.keep = keep;
     }
-    if let Some(n) = &args.restart_status {
-        policy.restart_status =
-            parse_status(n).map_err(|e| Usage(format!("--restart-status: {e}")))?;
+    if let Some(n) = twins.parse("--restart-status", &args.restart_status, parse_status)? {
+        policy.restart_status = n;
     }
     let rewrites = args
         .rewrite_signal
         .iter()
-        .map(|r| parse_rewrite(r).map_err(|e| Usage(format!("--rewrite-signal: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let stop_timeout = args
-        .stop_timeout
-        .as_deref()
-        .map(parse_seconds)
-        .transpose()
-        .map_err(|e| Usage(format!("--stop-timeout: {e}")))?;
-    let log_level = log_level(args.verbose, args.quiet, log_env)?;
-    let span = |flag: &str, value: &Option<String>| {
-        value
-            .as_deref()
-            .map(|v| parse_seconds(v).map_err(|e| Usage(format!("{flag}: {e}"))))
-            .transpose()
+        .map(|r| twins.parse("--rewrite-signal", &Some(r.clone()), parse_rewrite))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let stop_timeout = twins.parse("--stop-timeout", &args.stop_timeout, parse_seconds)?;
+    let grace = twins
+        .parse("--grace", &args.grace, parse_seconds)?
+        .unwrap_or(crate::leftovers::DEFAULT_GRACE);
+    let pdeathsig = twins.parse("--pdeathsig", &args.pdeathsig, signals::parse_signal)?;
+    let pidfiles = match (args.no_pidfile_cleanup, args.pidfile.is_empty()) {
+        (true, false) => {
+            return Err(Usage(format!(
+                "{} and {} contradict each other",
+                twins.name("--pidfile"),
+                twins.name("--no-pidfile-cleanup")
+            )));
+        }
+        (true, true) => Pidfiles::Off,
+        (false, true) => Pidfiles::GatewayDefault,
+        (false, false) => Pidfiles::These(
+            args.pidfile
+                .iter()
+                .map(|p| twins.parse("--pidfile", &Some(p.clone()), parse_pidfile))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
+        ),
     };
+    let log_level = log_level(args.verbose, args.quiet, env("GWSHIM_LOG"))?;
     let pacing = pacing::Options {
         disabled: args.no_pacing,
         name: args.name.clone(),
         state_dir: args.state_dir.as_ref().map(Into::into),
-        start_limit: args
-            .start_limit
-            .as_deref()
-            .map(|v| parse_start_limit(v).map_err(|e| Usage(format!("--start-limit: {e}"))))
-            .transpose()?,
-        restart_sec: span("--restart-sec", &args.restart_sec)?,
-        backoff: args
-            .backoff
-            .as_deref()
-            .map(|v| parse_backoff(v).map_err(|e| Usage(format!("--backoff: {e}"))))
-            .transpose()?,
-        min_uptime: span("--min-uptime", &args.min_uptime)?,
+        start_limit: twins.parse("--start-limit", &args.start_limit, parse_start_limit)?,
+        restart_sec: twins.parse("--restart-sec", &args.restart_sec, parse_seconds)?,
+        backoff: twins.parse("--backoff", &args.backoff, parse_backoff)?,
+        min_uptime: twins.parse("--min-uptime", &args.min_uptime, parse_seconds)?,
     };
     Ok(Parsed::Run(Box::new(Config {
         command,
@@ -249,8 +307,13 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         group: args.group,
         stop_timeout,
         supervisor_env: !args.no_supervisor_env,
+        pidfiles,
         log_level,
         pacing,
+        notify_relay: !args.no_notify_relay,
+        grace,
+        leave_orphans: args.leave_orphans,
+        pdeathsig,
     })))
 }
 
@@ -274,6 +337,102 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
         (0, _) => Error,
         _ => return Err(Usage("-v and -q together".into())),
     })
+}
+
+/// The GWSHIM_* environment twin of a flag: --stop-timeout is GWSHIM_STOP_TIMEOUT.
+pub fn twin_of(flag: &str) -> String {
+    format!(
+        "GWSHIM_{}",
+        flag.trim_start_matches('-')
+            .to_ascii_uppercase()
+            .replace('-', "_")
+    )
+}
+
+/// Options filled from their environment twins, so errors can name the variable.
+struct Twins(Vec<&'static str>);
+
+impl Twins {
+    /// Fills every option the command line left unset from its GWSHIM_* variable: a flag
+    /// wins over its variable. Lists take comma-separated values; switches 1/0, true/false,
+    /// yes/no, on/off.
+    fn fill(args: &mut Args, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Twins, Usage> {
+        let mut from_env = Vec::new();
+        let mut get = |flag: &'static str| -> Result<Option<String>, Usage> {
+            let var = twin_of(flag);
+            let Some(value) = env(&var) else {
+                return Ok(None);
+            };
+            from_env.push(flag);
+            value
+                .into_string()
+                .map(Some)
+                .map_err(|v| Usage(format!("{var}: {v:?} is not valid UTF-8")))
+        };
+        macro_rules! value {
+            ($($field:ident: $flag:literal),* $(,)?) => {$(
+                if args.$field.is_none() {
+                    args.$field = get($flag)?;
+                }
+            )*};
+        }
+        macro_rules! switch {
+            ($($field:ident: $flag:literal),* $(,)?) => {$(
+                if !args.$field && let Some(v) = get($flag)? {
+                    args.$field = parse_switch(&v).map_err(|e| Usage(format!("{}: {e}", twin_of($flag))))?;
+                }
+            )*};
+        }
+        macro_rules! list {
+            ($($field:ident: $flag:literal),* $(,)?) => {$(
+                if args.$field.is_empty() && let Some(v) = get($flag)? {
+                    args.$field = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                }
+            )*};
+        }
+        value!(
+            keep_status: "--keep-status", restart_status: "--restart-status",
+            stop_timeout: "--stop-timeout", grace: "--grace", pdeathsig: "--pdeathsig",
+            name: "--name", state_dir: "--state-dir", start_limit: "--start-limit",
+            restart_sec: "--restart-sec", backoff: "--backoff", min_uptime: "--min-uptime",
+        );
+        switch!(
+            transparent: "--transparent", group: "--group", leave_orphans: "--leave-orphans",
+            no_supervisor_env: "--no-supervisor-env", no_pacing: "--no-pacing",
+            no_notify_relay: "--no-notify-relay", no_pidfile_cleanup: "--no-pidfile-cleanup",
+        );
+        list!(rewrite_signal: "--rewrite-signal", pidfile: "--pidfile");
+        Ok(Twins(from_env))
+    }
+
+    /// The flag, or its variable when the value came from there.
+    fn name(&self, flag: &'static str) -> String {
+        match self.0.contains(&flag) {
+            true => twin_of(flag),
+            false => flag.to_string(),
+        }
+    }
+
+    fn parse<T>(
+        &self,
+        flag: &'static str,
+        value: &Option<String>,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, Usage> {
+        value
+            .as_deref()
+            .map(|v| f(v).map_err(|e| Usage(format!("{}: {e}", self.name(flag)))))
+            .transpose()
+    }
+}
+
+/// 1/0, true/false, yes/no, on/off.
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("'{text}' is not 1/0, true/false, yes/no or on/off")),
+    }
 }
 
 /// One exit status, 0-255.
@@ -307,6 +466,21 @@ pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
         t => Some(signals::parse_signal(t)?),
     };
     Ok((from, to))
+}
+
+/// "PATH" or "PATH:LOCKPATH" (split at the first colon).
+pub fn parse_pidfile(text: &str) -> Result<Target, String> {
+    let (pid, lock) = match text.split_once(':') {
+        Some((pid, lock)) => (pid, Some(lock)),
+        None => (text, None),
+    };
+    if pid.is_empty() || lock.is_some_and(str::is_empty) {
+        return Err(format!("'{text}' is not PATH or PATH:LOCKPATH"));
+    }
+    Ok(Target {
+        pid: pid.into(),
+        lock: lock.map(Into::into),
+    })
 }
 
 /// A time span: "30" (seconds), "0.5", "100ms", "10s", "5min".
@@ -354,7 +528,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, String> {
         let mut argv = vec![OsString::from("gwshim")];
         argv.extend(args.iter().map(OsString::from));
-        match parse(argv, None) {
+        match parse(argv, &|_| None) {
             Ok(Parsed::Run(c)) => Ok(*c),
             Ok(Parsed::Exit { text, .. }) => Err(format!("exit: {text}")),
             Err(Usage(e)) => Err(e),
@@ -390,6 +564,19 @@ mod tests {
         assert_eq!(parse_backoff("0"), Ok((s(0), s(0))));
         assert!(parse_backoff("5:1").is_err());
         assert!(parse_backoff("1").is_err());
+        let t = |pid: &str, lock: Option<&str>| Target {
+            pid: pid.into(),
+            lock: lock.map(Into::into),
+        };
+        assert_eq!(parse_pidfile("/run/x.pid"), Ok(t("/run/x.pid", None)));
+        assert_eq!(
+            parse_pidfile("/h/gateway.pid:/h/gateway.lock"),
+            Ok(t("/h/gateway.pid", Some("/h/gateway.lock")))
+        );
+        assert_eq!(parse_pidfile("a.pid:b:c"), Ok(t("a.pid", Some("b:c"))));
+        for bad in ["", ":", "x:", ":y"] {
+            assert!(parse_pidfile(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -416,5 +603,147 @@ mod tests {
             run(&["-vv", "--", "x"]).unwrap().log_level,
             LevelFilter::Trace
         );
+        assert_eq!(
+            run(&["--", "x"]).unwrap().pidfiles,
+            Pidfiles::GatewayDefault
+        );
+        assert_eq!(
+            run(&["--no-pidfile-cleanup", "--", "x"]).unwrap().pidfiles,
+            Pidfiles::Off
+        );
+        let c = run(&["--pidfile", "a", "--pidfile", "b:c", "--", "x"]).unwrap();
+        assert!(matches!(c.pidfiles, Pidfiles::These(ref t) if t.len() == 2));
+        assert!(
+            run(&["--pidfile", "a", "--no-pidfile-cleanup", "--", "x"])
+                .unwrap_err()
+                .contains("contradict")
+        );
+        assert!(
+            run(&["--pidfile", ":", "--", "x"])
+                .unwrap_err()
+                .contains("--pidfile")
+        );
+    }
+
+    #[test]
+    fn parses_container_options() {
+        let c = run(&["--", "x"]).unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_secs(5), false, None)
+        );
+        let c = run(&[
+            "--grace",
+            "0.5",
+            "--leave-orphans",
+            "--pdeathsig",
+            "KILL",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.grace, c.leave_orphans, c.pdeathsig),
+            (Duration::from_millis(500), true, Some(9))
+        );
+        assert_eq!(
+            run(&["--grace", "0", "--", "x"]).unwrap().grace,
+            Duration::ZERO
+        );
+        assert_eq!(
+            run(&["--pdeathsig", "sigterm", "x"]).unwrap().pdeathsig,
+            Some(15)
+        );
+        for (args, want) in [
+            (&["--grace", "-1", "--", "x"][..], "--grace"),
+            (&["--grace", "soon", "--", "x"][..], "--grace"),
+            (&["--grace", "--", "x"][..], "--grace"),
+            (&["--pdeathsig", "BOGUS", "--", "x"][..], "--pdeathsig"),
+            (&["--pdeathsig", "0", "--", "x"][..], "--pdeathsig"),
+        ] {
+            assert!(run(args).unwrap_err().contains(want), "{args:?}");
+        }
+    }
+
+    fn run_env(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, String> {
+        let mut argv = vec![OsString::from("gwshim")];
+        argv.extend(args.iter().map(OsString::from));
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        match parse(argv, &env) {
+            Ok(Parsed::Run(c)) => Ok(*c),
+            Ok(Parsed::Exit { text, .. }) => Err(format!("exit: {text}")),
+            Err(Usage(e)) => Err(e),
+        }
+    }
+
+    #[test]
+    fn every_option_has_an_environment_twin() {
+        // (flag and value on the command line, the same through the environment)
+        let table: &[(&[&str], &str, &str)] = &[
+            (&["--keep-status", "3,4"], "GWSHIM_KEEP_STATUS", "3,4"),
+            (&["--restart-status", "9"], "GWSHIM_RESTART_STATUS", "9"),
+            (&["--transparent"], "GWSHIM_TRANSPARENT", "1"),
+            (
+                &[
+                    "--rewrite-signal",
+                    "HUP:USR1",
+                    "--rewrite-signal",
+                    "TERM:none",
+                ],
+                "GWSHIM_REWRITE_SIGNAL",
+                "HUP:USR1,TERM:none",
+            ),
+            (&["--group"], "GWSHIM_GROUP", "yes"),
+            (&["--stop-timeout", "7"], "GWSHIM_STOP_TIMEOUT", "7"),
+            (&["--grace", "10"], "GWSHIM_GRACE", "10"),
+            (&["--leave-orphans"], "GWSHIM_LEAVE_ORPHANS", "true"),
+            (&["--pdeathsig", "TERM"], "GWSHIM_PDEATHSIG", "TERM"),
+            (&["--no-supervisor-env"], "GWSHIM_NO_SUPERVISOR_ENV", "on"),
+            (&["--name", "gw"], "GWSHIM_NAME", "gw"),
+            (&["--state-dir", "/x"], "GWSHIM_STATE_DIR", "/x"),
+            (&["--start-limit", "5/10s"], "GWSHIM_START_LIMIT", "5/10s"),
+            (&["--restart-sec", "1s"], "GWSHIM_RESTART_SEC", "1s"),
+            (&["--backoff", "1s:2s"], "GWSHIM_BACKOFF", "1s:2s"),
+            (&["--min-uptime", "3s"], "GWSHIM_MIN_UPTIME", "3s"),
+            (&["--no-pacing"], "GWSHIM_NO_PACING", "1"),
+            (&["--no-notify-relay"], "GWSHIM_NO_NOTIFY_RELAY", "1"),
+            (
+                &["--pidfile", "/a:/b", "--pidfile", "/c"],
+                "GWSHIM_PIDFILE",
+                "/a:/b,/c",
+            ),
+            (&["--no-pidfile-cleanup"], "GWSHIM_NO_PIDFILE_CLEANUP", "1"),
+            (&["-v"], "GWSHIM_LOG", "debug"),
+        ];
+        let default = format!("{:?}", run(&["--", "x"]).unwrap());
+        for &(flags, var, value) in table {
+            let by_flag = format!("{:?}", run(&[flags, &["--", "x"]].concat()).unwrap());
+            let by_env = format!("{:?}", run_env(&["--", "x"], &[(var, value)]).unwrap());
+            assert_eq!(by_flag, by_env, "{var}");
+            assert_ne!(by_env, default, "{var} changes something");
+        }
+        // A flag wins over its variable.
+        let c = run_env(
+            &["--restart-status", "9", "--", "x"],
+            &[("GWSHIM_RESTART_STATUS", "8")],
+        )
+        .unwrap();
+        assert_eq!(c.policy.restart_status, 9);
+        // A bad value is a usage error naming the variable.
+        for (var, value) in [
+            ("GWSHIM_GRACE", "soon"),
+            ("GWSHIM_KEEP_STATUS", "75,x"),
+            ("GWSHIM_TRANSPARENT", "maybe"),
+            ("GWSHIM_REWRITE_SIGNAL", "HUP"),
+            ("GWSHIM_LOG", "loud"),
+        ] {
+            let err = run_env(&["--", "x"], &[(var, value)]).unwrap_err();
+            assert!(err.starts_with(var), "{var}: {err}");
+        }
+        assert_eq!(twin_of("--stop-timeout"), "GWSHIM_STOP_TIMEOUT");
     }
 }

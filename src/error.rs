@@ -11,6 +11,16 @@ pub struct Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// An error with no OS error behind it (e.g. a file that is not what it should be).
+    pub fn msg(context: impl Into<String>) -> Self {
+        Error {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {

@@ -1,35 +1,71 @@
-//! gwshim's own log lines: to stderr, one line per event, prefixed "gwshim:".
+//! gwshim's own log lines: to stderr, one line per event, prefixed "gwshim:". When stderr is
+//! the journal, each line starts with its syslog priority ("<4>") so `journalctl -p warning`
+//! finds gwshim's warnings. The child's output is never touched.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
-struct Stderr;
+/// Whether JOURNAL_STREAM ("DEVICE:INODE") names the file that stderr is.
+pub fn stderr_is_journal(journal_stream: Option<&str>, stderr: Option<(u64, u64)>) -> bool {
+    let parsed = journal_stream
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)));
+    parsed.is_some() && parsed == stderr
+}
 
-impl Log for Stderr {
-    fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+/// syslog(3) priorities: err, warning, info, debug.
+pub fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
     }
+}
 
-    fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
+fn stderr_id() -> Option<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/self/fd/2").ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+pub fn init(level: LevelFilter) {
+    let journal = stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr_id());
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level).format(move |buf, record| {
         let tag = match record.level() {
             Level::Error => "error: ",
             Level::Warn => "warning: ",
             _ => "",
         };
-        // One write per line, as before; a log line that cannot be written is dropped.
-        let line = format!("gwshim: {tag}{}\n", record.args());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    }
-
-    fn flush(&self) {}
+        if journal {
+            write!(buf, "<{}>", priority(record.level()))?;
+        }
+        writeln!(buf, "gwshim: {tag}{}", record.args())
+    });
+    // Fails only if a logger is already set, which nothing else does.
+    let _ = builder.try_init();
 }
 
-pub fn init(level: LevelFilter) {
-    // Fails only if a logger is already set, which nothing else does.
-    if log::set_logger(&Stderr).is_ok() {
-        log::set_max_level(level);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_journal() {
+        type Row<'a> = (Option<&'a str>, Option<(u64, u64)>, bool);
+        let table: &[Row] = &[
+            (Some("8:1234"), Some((8, 1234)), true),
+            (Some("8:1234"), Some((8, 1235)), false),
+            (Some("8:1234"), None, false),
+            (None, Some((8, 1234)), false),
+            (Some("garbage"), Some((8, 1234)), false),
+            (Some("8:"), Some((8, 0)), false),
+        ];
+        for &(env, fd, want) in table {
+            assert_eq!(stderr_is_journal(env, fd), want, "{env:?} {fd:?}");
+        }
+        assert_eq!(priority(Level::Warn), 4);
+        assert_eq!(priority(Level::Trace), 7);
     }
 }

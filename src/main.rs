@@ -5,8 +5,12 @@ mod child;
 mod cli;
 mod error;
 mod exit;
+mod hermes;
+mod leftovers;
 mod logging;
+mod notify;
 mod pacing;
+mod pidfile;
 mod proc;
 mod reap;
 mod signals;
@@ -15,7 +19,7 @@ mod timespan;
 mod unit;
 
 use exit::Outcome;
-use log::{error, info};
+use log::{error, info, warn};
 use std::process::exit as exit_with;
 
 fn main() {
@@ -27,10 +31,7 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(
-        std::env::args_os().collect(),
-        std::env::var_os("GWSHIM_LOG"),
-    ) {
+    let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             print!("{text}");
@@ -52,23 +53,41 @@ fn main() {
     };
     reap::become_subreaper();
     let pacer = pacing::Pacer::start(&config.pacing, &config.command);
+    let relay = notify_relay(&config);
+    let mut env_overrides = Vec::new();
+    if let Some(relay) = &relay {
+        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
+    }
+    let pidfiles = match &config.pidfiles {
+        cli::Pidfiles::Off => Vec::new(),
+        cli::Pidfiles::These(targets) => targets.clone(),
+        cli::Pidfiles::GatewayDefault => hermes::gateway_target(&config.command)
+            .into_iter()
+            .collect(),
+    };
+    let own_pid = i64::from(std::process::id());
+    pidfile::clean(&pidfiles, own_pid);
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
         own_group: config.group,
         supervisor_env: config.supervisor_env,
+        env_overrides,
+        pdeathsig: config.pdeathsig,
     };
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => pid,
         Err(failure) => {
             error!("{}", failure.message);
+            drop(relay); // removes its socket; exit() runs no destructors
             exit_with(failure.status);
         }
     };
 
     let opts = supervisor::Options {
         rewrites: &config.rewrites,
+        relay: relay.as_ref(),
         own_group: config.group,
         stop_timeout: config.stop_timeout,
     };
@@ -81,6 +100,19 @@ fn main() {
         }
     });
     let uptime = started.elapsed();
+    drop(relay);
+    if !config.leave_orphans {
+        let opts = leftovers::Options {
+            grace: config.grace,
+            group: config.group.then_some(pid.as_raw()),
+        };
+        if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
+            warn!("cannot end leftover processes: {e}");
+        }
+    }
+    // A child that was SIGKILLed, OOM-killed or crashed left its files: clean them for the
+    // next start (after the leftovers, which may hold an inherited lock).
+    pidfile::clean(&pidfiles, own_pid);
 
     let decision = exit::decide(ended.end, ended.stop, &config.policy);
     let child_status = match ended.end {
@@ -110,4 +142,17 @@ fn main() {
             signals::die_of(s);
         }
     }
+}
+
+/// The sd_notify relay, when systemd gave gwshim a NOTIFY_SOCKET and it is not turned off.
+fn notify_relay(config: &cli::Config) -> Option<notify::Relay> {
+    let value = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay)?;
+    let Some(target) = notify::parse_target(&value) else {
+        log::warn!("NOTIFY_SOCKET={value:?} is not a socket address; passed on as is");
+        return None;
+    };
+    let dir = pacing::state_folder(config.pacing.state_dir.as_deref())?;
+    notify::Relay::open(target, &dir)
+        .inspect_err(|e| log::warn!("cannot open a notify socket ({e}); the child gets systemd's"))
+        .ok()
 }

@@ -217,40 +217,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// The first usable folder: --state-dir, else $XDG_RUNTIME_DIR/gwshim, /run/gwshim, and a
-    /// per-user folder in the temp dir. Not $RUNTIME_DIRECTORY: systemd empties it on restart.
     pub fn open(state_dir: Option<&Path>, name: &str) -> Option<Store> {
-        let uid = nix::unistd::getuid().as_raw();
-        let candidates: Vec<PathBuf> = match state_dir {
-            Some(dir) => vec![dir.to_path_buf()],
-            None => std::env::var_os("XDG_RUNTIME_DIR")
-                .map(|d| Path::new(&d).join("gwshim"))
-                .into_iter()
-                .chain([
-                    PathBuf::from("/run/gwshim"),
-                    std::env::temp_dir().join(format!("gwshim-{uid}")),
-                ])
-                .collect(),
-        };
-        for dir in &candidates {
-            match private_dir(dir, uid) {
-                Ok(()) => {
-                    return Some(Store {
-                        path: dir.join(format!("{name}.pacing")),
-                    });
-                }
-                Err(e) => debug!("state folder {}: {e}", dir.display()),
-            }
-        }
-        warn!(
-            "no usable state folder ({}); pacing without a start history",
-            candidates
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        None
+        let dir = state_folder(state_dir)?;
+        Some(Store {
+            path: dir.join(format!("{name}.pacing")),
+        })
     }
 
     /// The history for this boot; a missing, unreadable or corrupt file is no history.
@@ -302,6 +273,33 @@ impl Store {
             warn!("cannot write {}: {e}", self.path.display());
         }
     }
+}
+
+/// The first usable folder for gwshim's state (and its notify socket): --state-dir, else
+/// $XDG_RUNTIME_DIR/gwshim, /run/gwshim, and a per-user folder in the temp dir. Not
+/// $RUNTIME_DIRECTORY: systemd empties it on every restart.
+pub fn state_folder(state_dir: Option<&Path>) -> Option<PathBuf> {
+    let uid = nix::unistd::getuid().as_raw();
+    let candidates: Vec<PathBuf> = match state_dir {
+        Some(dir) => vec![dir.to_path_buf()],
+        None => std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|d| Path::new(&d).join("gwshim"))
+            .into_iter()
+            .chain([
+                PathBuf::from("/run/gwshim"),
+                std::env::temp_dir().join(format!("gwshim-{uid}")),
+            ])
+            .collect(),
+    };
+    for dir in &candidates {
+        match private_dir(dir, uid) {
+            Ok(()) => return Some(dir.clone()),
+            Err(e) => debug!("state folder {}: {e}", dir.display()),
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    warn!("no usable private state folder ({})", tried.join(", "));
+    None
 }
 
 /// Creates `dir` (0700) if needed and checks it is a real folder owned by this user.

@@ -35,6 +35,29 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// One process as a snapshot of /proc sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub pid: i32,
+    pub stat: Stat,
+}
+
+/// Every process visible in /proc (in gwshim's PID namespace). Processes that vanish while
+/// /proc is read are left out; an unreadable /proc gives an empty list.
+pub fn snapshot() -> Vec<Entry> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            Some(Entry {
+                pid,
+                stat: stat(pid)?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 /// One signal as it reached gwshim.
@@ -55,32 +55,61 @@ impl Signals {
     /// while there is no deadline.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Option<Delivery>> {
         loop {
+            match self.wait_for(deadline, None)? {
+                Event::Signal(d) => return Ok(Some(d)),
+                Event::Timeout => return Ok(None),
+                Event::Readable => {}
+            }
+        }
+    }
+
+    /// Like `wait`, also waking when `extra` (the notify socket) has data.
+    pub fn wait_for(&self, deadline: Option<Instant>, extra: Option<BorrowedFd>) -> Result<Event> {
+        loop {
             if let Some(info) = self
                 .fd
                 .read_signal()
                 .context(|| "reading the signalfd".into())?
             {
-                return Ok(Some(info.into()));
+                return Ok(Event::Signal(info.into()));
             }
             let timeout = match deadline {
                 None => PollTimeout::NONE,
                 Some(at) => {
                     let left = at.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(None);
+                        return Ok(Event::Timeout);
                     }
                     // Round up so a wake-up never comes a millisecond early and loops.
                     let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
                     PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
                 }
             };
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            fds.extend(extra.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context(|| "waiting for signals".into()),
+            }
+            let extra_ready = fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+            if extra_ready {
+                return Ok(Event::Readable);
             }
         }
     }
+}
+
+/// What woke the event loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Signal(Delivery),
+    /// The extra fd has data.
+    Readable,
+    Timeout,
 }
 
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,

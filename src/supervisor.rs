@@ -3,7 +3,8 @@
 
 use crate::error::Result;
 use crate::exit::{ChildEnd, is_stop_signal};
-use crate::signals::{self, Delivery, Route, Signals};
+use crate::notify::Relay;
+use crate::signals::{self, Delivery, Event, Route, Signals};
 use crate::{proc, reap};
 use log::{debug, info, warn};
 use nix::libc;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub struct Options<'a> {
     pub rewrites: &'a signals::Rewrites,
+    pub relay: Option<&'a Relay>,
     pub own_group: bool,
     pub stop_timeout: Option<Duration>,
 }
@@ -41,14 +43,21 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
         job_stopped: false,
     };
     loop {
-        let Some(delivery) = signals.wait(state.kill_at)? else {
-            warn!(
-                "child pid {child} still running {:?} after the stop signal; sending SIGKILL",
-                opts.stop_timeout.unwrap_or_default()
-            );
-            send(child, libc::SIGKILL, opts.own_group);
-            state.kill_at = None;
-            continue;
+        let delivery = match signals.wait_for(state.kill_at, opts.relay.map(Relay::fd))? {
+            Event::Signal(d) => d,
+            Event::Readable => {
+                opts.relay.inspect(|r| r.pump());
+                continue;
+            }
+            Event::Timeout => {
+                warn!(
+                    "child pid {child} still running {:?} after the stop signal; sending SIGKILL",
+                    opts.stop_timeout.unwrap_or_default()
+                );
+                send(child, libc::SIGKILL, opts.own_group);
+                state.kill_at = None;
+                continue;
+            }
         };
         if delivery.signo == libc::SIGCHLD {
             if let Some(end) = reap::reap_ended(child) {

@@ -1,0 +1,232 @@
+//! sd_notify relay. Once gwshim is a unit's main process, systemd (NotifyAccess=main) only
+//! accepts READY=1 and WATCHDOG=1 from gwshim. So the child gets a socket of gwshim's own as
+//! NOTIFY_SOCKET, and gwshim sends on what arrives there to systemd's socket, from itself.
+
+use log::{debug, warn};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    bind, recvmsg, sendmsg, setsockopt, socket, sockopt,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// systemd reads at most this much of a notification (NOTIFY_BUFFER_MAX).
+pub const MAX_DATAGRAM: usize = 4096;
+/// The kernel passes at most this many fds in one message (SCM_MAX_FD).
+const MAX_FDS: usize = 253;
+
+pub struct Relay {
+    sock: OwnedFd,
+    path: PathBuf,
+    target: UnixAddr,
+}
+
+/// What to send on for one datagram. Pure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Relay these bytes (the datagram itself, less any MAINPID= line).
+    Relay(Vec<u8>),
+    /// Nothing left to send (it only held MAINPID=).
+    Nothing,
+    Drop(&'static str),
+}
+
+pub fn judge(datagram: &[u8]) -> Verdict {
+    if datagram.is_empty() {
+        return Verdict::Drop("empty");
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return Verdict::Drop("oversized");
+    }
+    let Ok(text) = std::str::from_utf8(datagram) else {
+        return Verdict::Drop("not UTF-8");
+    };
+    if text.contains('\0') {
+        return Verdict::Drop("holds a NUL byte");
+    }
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+    if lines.iter().any(|l| !l.contains('=') || l.starts_with('=')) {
+        return Verdict::Drop("a line is not VARIABLE=value");
+    }
+    if !lines.iter().any(|l| l.starts_with("MAINPID=")) {
+        return Verdict::Relay(datagram.to_vec());
+    }
+    // The main pid stays gwshim's: systemd must keep signalling gwshim, not the child.
+    let kept: Vec<&str> = lines
+        .into_iter()
+        .filter(|l| !l.starts_with("MAINPID="))
+        .collect();
+    match kept.is_empty() {
+        true => Verdict::Nothing,
+        false => Verdict::Relay((kept.join("\n") + "\n").into_bytes()),
+    }
+}
+
+/// systemd's NOTIFY_SOCKET: a path, or an abstract name written with a leading '@'.
+pub fn parse_target(value: &std::ffi::OsStr) -> Option<UnixAddr> {
+    let bytes = value.as_bytes();
+    match bytes.first()? {
+        b'@' => UnixAddr::new_abstract(&bytes[1..]).ok(),
+        b'/' => UnixAddr::new(Path::new(value)).ok(),
+        _ => None,
+    }
+}
+
+impl Relay {
+    /// Binds a datagram socket at `dir/notify-PID` (dir is private to this user).
+    pub fn open(target: UnixAddr, dir: &Path) -> Result<Relay, String> {
+        let path = dir.join(format!("notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(|e| format!("socket: {e}"))?;
+        let addr = UnixAddr::new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        bind(sock.as_raw_fd(), &addr).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        // Learn who sent each datagram, for the logs.
+        let _ = setsockopt(&sock, sockopt::PassCred, &true);
+        Ok(Relay { sock, path, target })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Relays every datagram waiting on the socket; never blocks.
+    pub fn pump(&self) {
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut cmsg = nix::cmsg_space!(
+            [std::os::fd::RawFd; MAX_FDS],
+            nix::sys::socket::UnixCredentials
+        );
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = match recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(m) => m,
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!("notify socket: {e}");
+                    return;
+                }
+            };
+            let (len, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+            let mut fds: Vec<OwnedFd> = Vec::new();
+            let mut sender = None;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    match c {
+                        // SAFETY: the kernel just installed these fds in gwshim for this
+                        // message; nothing else owns them, and OwnedFd closes them after.
+                        ControlMessageOwned::ScmRights(raw) => fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        ),
+                        ControlMessageOwned::ScmCredentials(c) => sender = Some(c.pid()),
+                        _ => {}
+                    }
+                }
+            }
+            let from = sender.map_or_else(|| "?".to_string(), |p| p.to_string());
+            let verdict = if truncated {
+                Verdict::Drop("oversized")
+            } else {
+                judge(&buf[..len.min(buf.len())])
+            };
+            match verdict {
+                Verdict::Relay(bytes) => self.send(&bytes, &fds, &from),
+                Verdict::Nothing => debug!(
+                    "notify from pid {from}: MAINPID= not relayed, gwshim stays the main pid"
+                ),
+                Verdict::Drop(why) => warn!("dropped a notification from pid {from}: {why}"),
+            }
+        }
+    }
+
+    fn send(&self, bytes: &[u8], fds: &[OwnedFd], from: &str) {
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let rights = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+        let text = String::from_utf8_lossy(bytes);
+        match sendmsg(
+            self.sock.as_raw_fd(),
+            &[IoSlice::new(bytes)],
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            Some(&self.target),
+        ) {
+            Ok(_) => debug!(
+                "relayed from pid {from}: {}",
+                text.trim_end().replace('\n', " ")
+            ),
+            Err(e) => warn!("cannot relay a notification from pid {from} to systemd: {e}"),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_datagrams() {
+        let relay = |s: &str| Verdict::Relay(s.as_bytes().to_vec());
+        let table: &[(&[u8], Verdict)] = &[
+            (b"READY=1", relay("READY=1")),
+            (
+                b"READY=1\nSTATUS=up and running\n",
+                relay("READY=1\nSTATUS=up and running\n"),
+            ),
+            (b"WATCHDOG=1", relay("WATCHDOG=1")),
+            (b"FDSTORE=1\nFDNAME=sock", relay("FDSTORE=1\nFDNAME=sock")),
+            (b"MAINPID=42", Verdict::Nothing),
+            (b"READY=1\nMAINPID=42", relay("READY=1\n")),
+            (b"", Verdict::Drop("empty")),
+            (b"READY", Verdict::Drop("a line is not VARIABLE=value")),
+            (b"=1", Verdict::Drop("a line is not VARIABLE=value")),
+            (b"READY=1\0", Verdict::Drop("holds a NUL byte")),
+            (b"\xff\xfe", Verdict::Drop("not UTF-8")),
+        ];
+        for (datagram, want) in table {
+            assert_eq!(
+                &judge(datagram),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(datagram)
+            );
+        }
+        assert_eq!(
+            judge(&vec![b'A'; MAX_DATAGRAM + 1]),
+            Verdict::Drop("oversized")
+        );
+    }
+
+    #[test]
+    fn parses_notify_socket_addresses() {
+        assert!(parse_target("/run/systemd/notify".as_ref()).is_some());
+        assert!(parse_target("@/org/freedesktop/systemd1/notify/123".as_ref()).is_some());
+        assert!(parse_target("relative".as_ref()).is_none());
+        assert!(parse_target("".as_ref()).is_none());
+    }
+}

@@ -1,0 +1,188 @@
+//! The sd_notify relay and LISTEN_PID/WATCHDOG_PID, against the real binary with a test
+//! socket standing in for systemd's.
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, bind, recvmsg,
+    setsockopt, socket, sockopt,
+};
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
+
+fn temp(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gwshim-notify-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("temp dir");
+    dir
+}
+
+/// A datagram socket like systemd's: SO_PASSCRED, so each message names its sender.
+fn receiver(path: &std::path::Path) -> OwnedFd {
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(sock.as_raw_fd(), &UnixAddr::new(path).expect("addr")).expect("bind");
+    setsockopt(&sock, sockopt::PassCred, &true).expect("passcred");
+    setsockopt(
+        &sock,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 300_000),
+    )
+    .expect("timeout");
+    sock
+}
+
+/// Every datagram waiting: (bytes, sender pid, number of fds).
+fn drain(sock: &OwnedFd) -> Vec<(Vec<u8>, i32, usize)> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 8], nix::sys::socket::UnixCredentials);
+    while let Ok(msg) = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut [IoSliceMut::new(&mut buf)],
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    ) {
+        let (mut pid, mut fds) = (0, 0);
+        for c in msg.cmsgs().expect("cmsgs") {
+            match c {
+                ControlMessageOwned::ScmCredentials(cred) => pid = cred.pid(),
+                ControlMessageOwned::ScmRights(raw) => fds = raw.len(),
+                _ => {}
+            }
+        }
+        let n = msg.bytes;
+        got.push((buf[..n].to_vec(), pid, fds));
+    }
+    got
+}
+
+const SENDER: &str = r#"
+import array, os, socket, sys
+a = os.environ["NOTIFY_SOCKET"]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1\nSTATUS=up and running", a)
+s.sendto(b"MAINPID=1", a)
+s.sendto(b"not a notification", a)
+s.sendto(b"X=" + b"A" * 5000, a)
+r, w = os.pipe()
+s.sendmsg([b"FDSTORE=1\nFDNAME=pipe"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]).tobytes())], 0, a)
+s.sendto(b"WATCHDOG=1", a)
+print(a)
+"#;
+
+#[test]
+fn relays_notifications_from_gwshim_itself() {
+    let dir = temp("relay");
+    let target = dir.join("systemd-notify");
+    let sock = receiver(&target);
+    let gwshim = Command::new(GWSHIM)
+        .args(["--state-dir"])
+        .arg(dir.join("state"))
+        .args(["--", "python3", "-c", SENDER])
+        .env("NOTIFY_SOCKET", &target)
+        .env_remove("INVOCATION_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gwshim");
+    let gwshim_pid = gwshim.id() as i32;
+    let out = gwshim.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let child_saw = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_ne!(
+        child_saw,
+        target.display().to_string(),
+        "the child gets gwshim's socket"
+    );
+    assert!(
+        !PathBuf::from(&child_saw).exists(),
+        "gwshim removes its socket when done"
+    );
+    let got = drain(&sock);
+    let texts: Vec<String> = got
+        .iter()
+        .map(|(b, _, _)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "READY=1\nSTATUS=up and running",
+            "FDSTORE=1\nFDNAME=pipe",
+            "WATCHDOG=1"
+        ],
+        "{stderr}"
+    );
+    for (_, pid, _) in &got {
+        assert_eq!(*pid, gwshim_pid, "sent by gwshim itself, not by the child");
+    }
+    assert_eq!(got[1].2, 1, "the fd travels with FDSTORE=1");
+    assert!(
+        stderr.contains("dropped a notification")
+            && stderr.contains("a line is not VARIABLE=value"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("oversized"), "{stderr}");
+}
+
+#[test]
+fn no_notify_relay_passes_systemds_socket() {
+    let dir = temp("norelay");
+    let target = dir.join("systemd-notify");
+    let _sock = receiver(&target);
+    let out = Command::new(GWSHIM)
+        .args([
+            "--no-notify-relay",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$NOTIFY_SOCKET\"",
+        ])
+        .env("NOTIFY_SOCKET", &target)
+        .output()
+        .expect("run gwshim");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        target.display().to_string()
+    );
+}
+
+#[test]
+fn listen_and_watchdog_pids_name_the_child_when_they_named_gwshim() {
+    // `exec` keeps the shell's pid, so $$ is the pid gwshim runs with.
+    let script = format!(
+        "LISTEN_PID=$$ WATCHDOG_PID=$$ LISTEN_FDS=1 exec {GWSHIM} -- sh -c 'echo $$ $LISTEN_PID $WATCHDOG_PID $LISTEN_FDS'"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run");
+    let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(words.len(), 4, "{words:?}");
+    assert_eq!(words[1], words[0], "LISTEN_PID is the child's own pid");
+    assert_eq!(words[2], words[0], "WATCHDOG_PID is the child's own pid");
+    assert_eq!(words[3], "1");
+    // Values naming another process pass unchanged.
+    let out = Command::new(GWSHIM)
+        .args(["--", "sh", "-c", "echo $LISTEN_PID $WATCHDOG_PID"])
+        .env("LISTEN_PID", "1")
+        .env("WATCHDOG_PID", "123456")
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 123456");
+}

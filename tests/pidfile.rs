@@ -1,0 +1,589 @@
+//! Stale pid and lock files, against the real binary, real files and real processes.
+
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
+
+/// A fresh, empty folder of its own for each test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gwshim-pidfile-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+struct Run {
+    status: Option<i32>,
+    log: String,
+}
+
+/// Runs gwshim with `args`, its stderr in a file; kills it and fails after 20 s.
+fn gwshim(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let log_path = dir.join("gwshim.log");
+    let log = File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(GWSHIM);
+    // No restart pacing: no wait before exiting, no state outside the scratch folder.
+    cmd.arg("--no-pacing")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .env_remove("GWSHIM_LOG")
+        .env_remove("HERMES_HOME")
+        .env_remove("HERMES_S6_SUPERVISED_CHILD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("spawn gwshim");
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    let took = started.elapsed();
+    let log = fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.is_some() || took < Duration::from_secs(20),
+        "gwshim hung: {log}"
+    );
+    Run {
+        status: status.expect("gwshim did not finish in time"),
+        log,
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<Option<i32>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A pid that no process has (a child that has been reaped).
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait true");
+    pid
+}
+
+fn start_time(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field 22")
+        .parse()
+        .expect("number")
+}
+
+fn state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// A process that lives until dropped.
+struct Sleeper(Child);
+
+impl Sleeper {
+    fn new() -> Sleeper {
+        Sleeper(
+            Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawn sleep"),
+        )
+    }
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn json(pid: u32, start: u64, argv: &[&str]) -> String {
+    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"{{"pid": {pid}, "kind": "hermes-gateway", "argv": [{}], "start_time": {start}, "extra": {{"x": 1}}}}"#,
+        argv.join(", ")
+    )
+}
+
+/// Runs `gwshim --pidfile PID -- true` on a pid file holding `content`; returns the run and
+/// whether the file survived.
+fn judge(name: &str, content: &[u8]) -> (Run, bool) {
+    let dir = scratch(name);
+    let pid = dir.join("x.pid");
+    fs::write(&pid, content).expect("write pid file");
+    let run = gwshim(
+        &dir,
+        &["--pidfile", pid.to_str().expect("utf-8"), "--", "true"],
+        &[],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    let kept = pid.exists();
+    let _ = fs::remove_dir_all(&dir);
+    (run, kept)
+}
+
+#[test]
+fn a_dead_pid_is_removed_json_and_bare() {
+    let dead = dead_pid();
+    let (run, kept) = judge("dead-bare", format!("{dead}\n").as_bytes());
+    assert!(!kept, "{}", run.log);
+    assert!(
+        run.log
+            .contains(&format!("x.pid: pid {dead} does not exist")),
+        "{}",
+        run.log
+    );
+
+    let (run, kept) = judge(
+        "dead-json",
+        json(dead, 12345, &["/v/bin/hermes", "gateway", "run"]).as_bytes(),
+    );
+    assert!(!kept, "{}", run.log);
+    assert!(run.log.contains("removed stale"), "{}", run.log);
+}
+
+#[test]
+fn a_real_zombie_is_stale() {
+    // The shell forks `sleep 0` and becomes `sleep 30`, which never reaps it.
+    let mut parent = Command::new("sh")
+        .args(["-c", "sleep 0 & echo $!; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn zombie parent");
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("zombie pid");
+    let zombie: u32 = line.trim().parse().expect("pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(zombie) != Some('Z') && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(state(zombie), Some('Z'));
+    let (run, kept) = judge("zombie", zombie.to_string().as_bytes());
+    let _ = parent.kill();
+    let _ = parent.wait();
+    assert!(!kept, "{}", run.log);
+    assert!(
+        run.log.contains(&format!("pid {zombie} is a zombie")),
+        "{}",
+        run.log
+    );
+}
+
+#[test]
+fn a_reused_pid_is_stale_a_matching_live_owner_is_kept() {
+    let live = Sleeper::new();
+    let pid = live.pid();
+    let start = start_time(pid);
+    let (run, kept) = judge("reused", json(pid, start + 1, &["sleep", "30"]).as_bytes());
+    assert!(!kept, "{}", run.log);
+    assert!(run.log.contains("was reused"), "{}", run.log);
+
+    let (run, kept) = judge(
+        "other-command",
+        json(pid, start, &["/v/bin/hermes", "gateway", "run"]).as_bytes(),
+    );
+    assert!(!kept, "{}", run.log);
+    assert!(run.log.contains("another command"), "{}", run.log);
+
+    let (run, kept) = judge(
+        "live-json",
+        json(pid, start, &["/bin/sleep", "30"]).as_bytes(),
+    );
+    assert!(kept, "{}", run.log);
+    assert!(
+        run.log.contains("warning: ") && run.log.contains(&format!("pid {pid}")),
+        "{}",
+        run.log
+    );
+
+    let (run, kept) = judge("live-bare", format!(" {pid} ").as_bytes());
+    assert!(kept, "{}", run.log);
+    assert!(run.log.contains("live owner"), "{}", run.log);
+}
+
+#[test]
+fn not_a_pid_record_is_stale_a_huge_file_is_left_alone() {
+    for (name, content) in [
+        ("empty", &b""[..]),
+        ("garbage", b"hello world"),
+        ("zero", b"0"),
+        ("negative", b"-42"),
+    ] {
+        let (run, kept) = judge(name, content);
+        assert!(!kept, "{name}: {}", run.log);
+    }
+    let own = judge("huge", &vec![b'1'; 1 << 20]);
+    assert!(own.1, "{}", own.0.log);
+    assert!(own.0.log.contains("over the"), "{}", own.0.log);
+}
+
+#[test]
+fn gwshims_own_pid_is_stale() {
+    // gwshim's pid is unknown before it starts: let a shell exec it after writing its own pid.
+    let dir = scratch("own");
+    let pid = dir.join("x.pid");
+    let script = format!(
+        "echo $$ > '{}'; exec '{GWSHIM}' --no-pacing --pidfile '{}' -- true",
+        pid.display(),
+        pid.display()
+    );
+    let run = gwshim(
+        &dir,
+        &["--no-pidfile-cleanup", "--", "sh", "-c", &script],
+        &[],
+    );
+    let inner = fs::read_to_string(dir.join("gwshim.log")).unwrap_or_default();
+    assert_eq!(run.status, Some(0), "{inner}");
+    assert!(!pid.exists(), "{inner}");
+    assert!(inner.contains("is gwshim itself"), "{inner}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_held_lock_keeps_both_files() {
+    let dir = scratch("held");
+    let (pid, lock) = (dir.join("gateway.pid"), dir.join("gateway.lock"));
+    fs::write(&pid, dead_pid().to_string()).expect("pid");
+    fs::write(&lock, "{}").expect("lock");
+    let held = Flock::lock(
+        File::open(&lock).expect("open lock"),
+        FlockArg::LockExclusiveNonblock,
+    )
+    .map_err(|(_, e)| e)
+    .expect("take the lock");
+    let spec = format!("{}:{}", pid.display(), lock.display());
+    let started = Instant::now();
+    let run = gwshim(&dir, &["--pidfile", &spec, "--", "true"], &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the lock probe must not block"
+    );
+    drop(held);
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(pid.exists() && lock.exists(), "{}", run.log);
+    assert!(
+        run.log.contains(&format!("{} is held", lock.display())),
+        "{}",
+        run.log
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_free_lock_makes_both_files_stale() {
+    let dir = scratch("free");
+    let (pid, lock) = (dir.join("gateway.pid"), dir.join("gateway.lock"));
+    // Even a live pid: the lock, not the pid, is the truth.
+    let live = Sleeper::new();
+    fs::write(&pid, live.pid().to_string()).expect("pid");
+    fs::write(&lock, "{}").expect("lock");
+    let spec = format!("{}:{}", pid.display(), lock.display());
+    let run = gwshim(&dir, &["--pidfile", &spec, "--", "true"], &[]);
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(!pid.exists() && !lock.exists(), "{}", run.log);
+    assert!(
+        run.log
+            .contains(&format!("nobody holds {}", lock.display())),
+        "{}",
+        run.log
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_symlink_is_left_alone_and_its_target_untouched() {
+    let dir = scratch("symlink");
+    let elsewhere = dir.join("precious");
+    fs::write(&elsewhere, dead_pid().to_string()).expect("target");
+    let link = dir.join("x.pid");
+    std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
+    let lock_link = dir.join("x.lock");
+    std::os::unix::fs::symlink(&elsewhere, &lock_link).expect("symlink");
+    let spec = format!("{}:{}", link.display(), lock_link.display());
+    let run = gwshim(&dir, &["--pidfile", &spec, "--", "true"], &[]);
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(fs::symlink_metadata(&link).is_ok() && fs::symlink_metadata(&lock_link).is_ok());
+    assert!(elsewhere.exists(), "{}", run.log);
+    assert!(run.log.contains("symlink"), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_directory_and_a_fifo_are_left_alone_without_hanging() {
+    let dir = scratch("special");
+    let sub = dir.join("d.pid");
+    fs::create_dir(&sub).expect("dir");
+    let fifo = dir.join("f.pid");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo_lock = dir.join("f.lock");
+    nix::unistd::mkfifo(&fifo_lock, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let started = Instant::now();
+    let run = gwshim(
+        &dir,
+        &[
+            "--pidfile",
+            sub.to_str().expect("utf-8"),
+            "--pidfile",
+            &format!("{}:{}", fifo.display(), fifo_lock.display()),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(sub.is_dir() && fifo.exists() && fifo_lock.exists());
+    assert!(
+        run.log.contains("a directory") && run.log.contains("a FIFO"),
+        "{}",
+        run.log
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_folder_is_a_warning_not_a_failure() {
+    let dir = scratch("readonly");
+    let sub = dir.join("ro");
+    fs::create_dir(&sub).expect("dir");
+    let pid = sub.join("x.pid");
+    fs::write(&pid, dead_pid().to_string()).expect("pid");
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o555)).expect("chmod");
+    // root ignores directory permissions; then the file is simply removed.
+    let run = gwshim(
+        &dir,
+        &["--pidfile", pid.to_str().expect("utf-8"), "--", "true"],
+        &[],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(
+        !pid.exists() || run.log.contains("cannot remove stale"),
+        "{}",
+        run.log
+    );
+    let missing = gwshim(
+        &dir,
+        &[
+            "--pidfile",
+            "/nonexistent/dir/x.pid:/nonexistent/x.lock",
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(missing.status, Some(0), "{}", missing.log);
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sigkilled_child_leaves_no_pid_file_behind() {
+    let dir = scratch("sigkill");
+    let pid = dir.join("svc.pid");
+    let script = format!("echo $$ > '{}'; kill -KILL $$", pid.display());
+    let run = gwshim(
+        &dir,
+        &[
+            "--pidfile",
+            pid.to_str().expect("utf-8"),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[],
+    );
+    assert_eq!(run.status, Some(75), "{}", run.log);
+    assert!(!pid.exists(), "{}", run.log);
+    assert!(run.log.contains("removed stale"), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_pidfile_cleanup_touches_nothing() {
+    let dir = scratch("off");
+    let home = dir.join("home");
+    fs::create_dir_all(&home).expect("home");
+    fs::write(home.join("gateway.pid"), dead_pid().to_string()).expect("pid");
+    let bin = fake_gateway(&dir);
+    let run = gwshim(
+        &dir,
+        &[
+            "--no-pidfile-cleanup",
+            "--",
+            bin.to_str().expect("utf-8"),
+            "gateway",
+            "run",
+        ],
+        &[
+            ("HERMES_HOME", home.to_str().expect("utf-8")),
+            ("FAKE_MODE", "exit"),
+        ],
+    );
+    // The seed bug: the leftover makes the gateway lose its pid file "race".
+    assert_eq!(run.status, Some(75), "{}", run.log);
+    assert!(run.log.contains("PID file race lost"), "{}", run.log);
+    assert!(home.join("gateway.pid").exists());
+    assert!(!run.log.contains("removed"), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A fake `hermes` that behaves like the gateway with its files: it fails like the real one
+/// on a leftover gateway.pid (exit 1) or a held lock (exit 3), writes both, takes the lock,
+/// and then exits (FAKE_MODE=exit) or SIGKILLs itself.
+fn fake_gateway(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).expect("bin");
+    let path = bin.join("hermes");
+    fs::write(
+        &path,
+        r#"#!/usr/bin/env python3
+import fcntl, json, os, signal, sys
+home = os.environ.get("HERMES_HOME") or os.path.expanduser("~/.hermes")
+args = sys.argv[1:]
+for flag in ("-p", "--profile"):
+    if flag in args:
+        home = os.path.join(os.path.expanduser("~/.hermes"), "profiles", args[args.index(flag) + 1])
+os.makedirs(home, exist_ok=True)
+lock = open(os.path.join(home, "gateway.lock"), "a+")
+try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    print("lock held", file=sys.stderr); sys.exit(3)
+try:
+    fd = os.open(os.path.join(home, "gateway.pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+except FileExistsError:
+    print("PID file race lost", file=sys.stderr); sys.exit(1)
+os.write(fd, json.dumps({"pid": os.getpid(), "argv": sys.argv}).encode()); os.close(fd)
+if os.environ.get("FAKE_MODE") == "exit":
+    sys.exit(0)
+os.kill(os.getpid(), signal.SIGKILL)
+"#,
+    )
+    .expect("write fake hermes");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn the_gateway_default_cleans_hermes_home() {
+    let dir = scratch("gateway");
+    let home = dir.join("hermes-home");
+    fs::create_dir_all(&home).expect("home");
+    fs::write(
+        home.join("gateway.pid"),
+        json(dead_pid(), 1, &["/v/bin/hermes", "gateway", "run"]),
+    )
+    .expect("pid");
+    fs::write(home.join("gateway.lock"), "{}").expect("lock");
+    let bin = fake_gateway(&dir);
+    let run = gwshim(
+        &dir,
+        &["--", bin.to_str().expect("utf-8"), "gateway", "run"],
+        &[("HERMES_HOME", home.to_str().expect("utf-8"))],
+    );
+    // The fake started (no "race lost", no held lock), then was SIGKILLed: its files are gone too.
+    assert_eq!(run.status, Some(75), "{}", run.log);
+    assert!(
+        !home.join("gateway.pid").exists() && !home.join("gateway.lock").exists(),
+        "{}",
+        run.log
+    );
+    assert_eq!(run.log.matches("removed stale").count(), 4, "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_gateway_default_follows_the_profile() {
+    let dir = scratch("profile");
+    let user_home = dir.join("user");
+    let profile = user_home.join(".hermes/profiles/coder");
+    fs::create_dir_all(&profile).expect("profile");
+    fs::write(profile.join("gateway.pid"), dead_pid().to_string()).expect("pid");
+    // The default home's files belong to another gateway: untouched.
+    let default = user_home.join(".hermes");
+    fs::write(default.join("gateway.pid"), dead_pid().to_string()).expect("pid");
+    let bin = fake_gateway(&dir);
+    let run = gwshim(
+        &dir,
+        &[
+            "--",
+            bin.to_str().expect("utf-8"),
+            "-p",
+            "coder",
+            "gateway",
+            "run",
+        ],
+        &[
+            ("HOME", user_home.to_str().expect("utf-8")),
+            ("FAKE_MODE", "exit"),
+        ],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(
+        run.log.contains(&format!(
+            "removed stale {}",
+            profile.join("gateway.pid").display()
+        )),
+        "{}",
+        run.log
+    );
+    assert!(default.join("gateway.pid").exists(), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fifo_as_active_profile_does_not_hold_up_the_start() {
+    let dir = scratch("active-fifo");
+    let user_home = dir.join("user");
+    fs::create_dir_all(user_home.join(".hermes")).expect("home");
+    nix::unistd::mkfifo(
+        &user_home.join(".hermes/active_profile"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .expect("mkfifo");
+    fs::write(
+        user_home.join(".hermes/gateway.pid"),
+        dead_pid().to_string(),
+    )
+    .expect("pid");
+    let bin = fake_gateway(&dir);
+    let started = Instant::now();
+    let run = gwshim(
+        &dir,
+        &["--", bin.to_str().expect("utf-8"), "gateway", "run"],
+        &[
+            ("HOME", user_home.to_str().expect("utf-8")),
+            ("FAKE_MODE", "exit"),
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{}", run.log);
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
