@@ -132,6 +132,13 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
         return Err(Error::msg("/proc does not show gwshim's PID namespace"));
     }
     reap::reap_ended(main);
+    // Every descendant has a parent chain through a child of gwshim (orphans are adopted:
+    // gwshim is a subreaper or pid 1), so with no child left there is none, and the /proc
+    // scan below (a read of every process's stat on the machine) would find nothing. A
+    // --group member need not be a descendant: that case still scans.
+    if opts.group.is_none() && !reap::has_children() {
+        return Ok(());
+    }
     let mut targets = select(&proc::snapshot(), me, opts.group);
     if targets.is_empty() {
         return Ok(());

@@ -4,7 +4,7 @@ use crate::exit::ChildEnd;
 use log::{debug, warn};
 use nix::errno::Errno;
 use nix::sys::prctl;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 /// Makes orphans of gwshim's descendants its own children, so it can reap them.
@@ -38,6 +38,17 @@ pub fn reap_ended(main: Pid) -> Option<ChildEnd> {
             debug!("reaped orphan pid {pid}: {end:?}");
         }
     }
+}
+
+/// Whether gwshim has any child at all, live or ended, without reaping one.
+pub fn has_children() -> bool {
+    let flags = WaitPidFlag::WEXITED
+        | WaitPidFlag::WSTOPPED
+        | WaitPidFlag::WCONTINUED
+        | WaitPidFlag::WNOHANG
+        | WaitPidFlag::WNOWAIT;
+    // ECHILD is the only answer that proves there is none; any other errs on the safe side.
+    waitid(Id::All, flags) != Err(Errno::ECHILD)
 }
 
 /// Blocks until `main` ends (used only when the event loop failed), reaping on the way.
