@@ -24,7 +24,8 @@ case "${1:-}" in
 esac
 
 # gwshim paces restarts only inside a systemd unit; run it as from a shell.
-unset INVOCATION_ID MANAGERPID GWSHIM_LOG
+unset INVOCATION_ID MANAGERPID JOURNAL_STREAM NOTIFY_SOCKET
+for v in $(compgen -e); do [[ $v != GWSHIM_* ]] || unset "$v"; done
 export LC_ALL=C
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 say() { echo "bench: $*" >&2; }
@@ -35,6 +36,7 @@ for p in tini dumb-init catatonit strace; do
 	command -v "$p" >/dev/null || need+=("$p")
 done
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]}"
@@ -52,27 +54,21 @@ gw_dyn=$root/target/release/gwshim
 is_static() { ! readelf -d "$1" 2>/dev/null | grep -q NEEDED; }
 say "building gwshim (static)"
 if [ -x "$root/contrib/build-static.sh" ]; then
-	"$root/contrib/build-static.sh" >&2
-	candidates=$(ls -t "$root"/target/*/release/gwshim 2>/dev/null || true)
+	# The project's own static build; it prints the binary's path last.
+	gw_static=$("$root/contrib/build-static.sh" | tail -n 1)
+	[[ $gw_static == /* ]] || gw_static=$root/$gw_static
 elif rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
 	cargo build --release --quiet --target x86_64-unknown-linux-musl
-	candidates=$root/target/x86_64-unknown-linux-musl/release/gwshim
+	gw_static=$root/target/x86_64-unknown-linux-musl/release/gwshim
 else
 	RUSTFLAGS='-C target-feature=+crt-static' \
 		cargo build --release --quiet --target x86_64-unknown-linux-gnu
-	candidates=$root/target/x86_64-unknown-linux-gnu/release/gwshim
+	gw_static=$root/target/x86_64-unknown-linux-gnu/release/gwshim
 fi
-gw_static=
-for c in $candidates; do
-	if is_static "$c"; then
-		gw_static=$c
-		break
-	fi
-done
-[ -n "$gw_static" ] || {
-	say "no static gwshim was built"
+if ! is_static "$gw_static"; then
+	say "$gw_static is not a static binary"
 	exit 1
-}
+fi
 
 # --- the measurer and the floor --------------------------------------------------------
 work=$(mktemp -d)
@@ -83,10 +79,17 @@ cleanup() {
 }
 trap cleanup EXIT
 gcc -O2 -o "$work/measure" "$here/measure.c"
-floor_kind=static
-gcc -O2 -static -o "$work/floor" "$here/floor.c" 2>/dev/null || {
-	floor_kind=dynamic
-	gcc -O2 -o "$work/floor" "$here/floor.c"
+# The floor, static: with musl (the least a C program can cost) and with glibc.
+floors=()
+if musl-gcc -O2 -static -o "$work/floor-musl" "$here/floor.c" 2>/dev/null; then
+	floors+=(floor-musl)
+fi
+if gcc -O2 -static -o "$work/floor-glibc" "$here/floor.c" 2>/dev/null; then
+	floors+=(floor-glibc)
+fi
+[ ${#floors[@]} -gt 0 ] || {
+	say "cannot build a static floor (musl-tools or libc6-dev)"
+	exit 1
 }
 measure=$work/measure
 
@@ -109,17 +112,21 @@ put() { echo "$1 $2 $3" >>"$results"; }
 
 # --- 1. spawn to exit ------------------------------------------------------------------
 say "spawn to exit: $runs runs of /bin/true under each"
-specs=("true=/bin/true" "floor=$work/floor /bin/true")
+specs=("true=/bin/true")
+for f in "${floors[@]}"; do specs+=("$f=$work/$f /bin/true"); done
 for n in "${names[@]}"; do specs+=("$n=${cmd[$n]} /bin/true"); done
 "$measure" spawn "$runs" "${specs[@]}" >"$work/spawn"
-# spawn NAME median p10 p90 mean failures
-while read -r _ n med p10 p90 _ fails; do
+# spawn NAME median p10 p90 mean failures cpu_median
+while read -r _ n med p10 p90 _ fails cpu; do
 	put spawn "$n" "$med"
+	put spawn_cpu "$n" "$cpu"
 	put spread "$n" "$p10-$p90"
 	[ "$fails" = 0 ] || say "$n: $fails runs did not exit 0"
 done <"$work/spawn"
 true_med=$(awk '$2 == "true" {print $3}' "$work/spawn")
-floor_med=$(awk '$2 == "floor" {print $3}' "$work/spawn")
+# the floor: the cheaper of the two
+floor=$(awk '$2 ~ /^floor-/ && (b == "" || $3 + 0 < b + 0) {b = $3; n = $2} END {print n}' "$work/spawn")
+floor_med=$(awk -v f="$floor" '$2 == f {print $3}' "$work/spawn")
 while read -r _ n med _; do
 	put overhead "$n" "$(awk -v a="$med" -v b="$true_med" 'BEGIN {printf "%.1f", a - b}')"
 	put vsfloor "$n" "$(awk -v a="$med" -v b="$floor_med" 'BEGIN {printf "%.2f", a / b}')"
@@ -141,6 +148,7 @@ for n in "${names[@]}"; do
 	p=${pid[$n]}
 	put rss "$n" "$(field "$p" VmRSS)"
 	put pss "$n" "$(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup")"
+	put anon "$n" "$(field "$p" RssAnon)"
 	v0[$n]=$(($(field "$p" voluntary_ctxt_switches) + $(field "$p" nonvoluntary_ctxt_switches)))
 done
 sleep "$idle"
@@ -213,7 +221,7 @@ cat <<EOF
 - gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static build: ${gw_static#"$root"/}
 - runs: $runs spawns each, $signals signals each, $orphans orphans each, ${idle} s idle windows
 
-Bare \`/bin/true\`: **$true_med µs** median; the floor (fork, exec, wait; $floor_kind C): **$floor_med µs**; a signal sent straight to the child (no shim): **$(awk '$2 == "direct" {print $3}' "$work/signals") µs** median, $(awk '$2 == "direct" {print $4}' "$work/signals") µs p99.
+References, same run: $(awk '$2 == "true" || $2 ~ /^floor-/ {printf "%s%s **%s µs** median (%s µs CPU)", sep, ($2 == "true" ? "bare `/bin/true`" : $2 " (static C: fork, exec, wait)"), $3, $8; sep = "; "}' "$work/spawn"). The floor below is $floor. A signal sent straight to the child, no shim: **$(awk '$2 == "direct" {print $3}' "$work/signals") µs** median, $(awk '$2 == "direct" {print $4}' "$work/signals") µs p99.
 
 Lower is better everywhere. In brackets: the ratio to the best peer (the lowest of ${peers[*]}).
 
@@ -246,9 +254,11 @@ awk -v names="${names[*]}" -v peers="${peers[*]}" '
 		row("spawn", "1. spawn to exit, median (µs)", 1)
 		row("spread", "1. spawn to exit, p10-p90 (µs)", 0)
 		row("overhead", "1. overhead over bare /bin/true (µs)", 1)
-		row("vsfloor", "1. spawn to exit / floor", 0)
+		row("vsfloor", "1. spawn to exit / the floor", 0)
+		row("spawn_cpu", "1. CPU time (user+sys, shim and child), median (µs)", 1)
 		row("rss", "2. idle RSS (KiB)", 1)
 		row("pss", "2. idle PSS (KiB)", 1)
+		row("anon", "2. idle private memory, RssAnon (KiB)", 1)
 		row("wakeups", "2. idle context switches in the window", 1)
 		row("syscalls", "2. idle syscalls in the window (strace)", 1)
 		row("reap_total", "3. make and reap the orphans (ms)", 1)
