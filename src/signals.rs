@@ -66,6 +66,27 @@ impl Signals {
     /// Like `wait`, also waking when `extra` (the notify socket) has data.
     pub fn wait_for(&self, deadline: Option<Instant>, extra: Option<BorrowedFd>) -> Result<Event> {
         loop {
+            // Poll first: when nothing is pending (the usual case) that is the one syscall that
+            // blocks, and the read below then always finds something or the deadline passed.
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    // Round up so a wake-up never comes a millisecond early and loops.
+                    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
+                    PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [
+                PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(extra.unwrap_or(self.fd.as_fd()), PollFlags::POLLIN),
+            ];
+            let n = if extra.is_some() { 2 } else { 1 };
+            match poll(&mut fds[..n], timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context(|| "waiting for signals".into()),
+            }
             if let Some(info) = self
                 .fd
                 .read_signal()
@@ -73,29 +94,10 @@ impl Signals {
             {
                 return Ok(Event::Signal(info.into()));
             }
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(at) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(Event::Timeout);
-                    }
-                    // Round up so a wake-up never comes a millisecond early and loops.
-                    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
-                    PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
-                }
-            };
-            let mut fds = vec![PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            fds.extend(extra.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context(|| "waiting for signals".into()),
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Ok(Event::Timeout);
             }
-            let extra_ready = fds
-                .get(1)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty());
+            let extra_ready = n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty());
             if extra_ready {
                 return Ok(Event::Readable);
             }
