@@ -13,9 +13,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-runs=2000 signals=1000 orphans=10000 idle=10
+runs=2000 signals=1000 orphans=10000 idle=10 rounds=3
 case "${1:-}" in
---quick) runs=300 signals=200 orphans=2000 idle=3 ;;
+--quick) runs=300 signals=200 orphans=2000 idle=3 rounds=2 ;;
 "") ;;
 *)
 	echo "usage: $0 [--quick]" >&2
@@ -176,32 +176,42 @@ for n in "${names[@]}"; do wait "${pid[$n]}" 2>/dev/null || true; done
 pids=()
 
 # --- 3. reaping ------------------------------------------------------------------------
-say "reaping: $orphans orphans under each shim as pid 1 of a new pid namespace"
+say "reaping: $orphans orphans under each shim as pid 1 of a new pid namespace, $rounds rounds"
+# Rounds interleave the shims; each figure is the median of the rounds.
+for ((r = 0; r < rounds; r++)); do
+	for n in "${names[@]}"; do
+		# shellcheck disable=SC2086
+		unshare --pid --fork --mount-proc ${cmd[$n]} "$measure" orphans "$orphans" 2>/dev/null |
+			sed -n "s/^reap /$n /p" >>"$work/reap" || true
+	done
+done
+median() { sort -n | awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]; else print "-"}'; }
 for n in "${names[@]}"; do
-	# shellcheck disable=SC2086
-	line=$(unshare --pid --fork --mount-proc ${cmd[$n]} "$measure" orphans "$orphans" 2>/dev/null |
-		grep '^reap ' || true)
-	# reap total_us drain_us shim_cpu_us max_zombies max_unreaped
-	read -r _ total drain cpu zombies _ <<<"${line:-reap - - - -}"
-	put reap_total "$n" "$(awk -v t="$total" 'BEGIN {printf "%.0f", t / 1000}')"
-	put reap_drain "$n" "$drain"
-	put reap_cpu "$n" "$(awk -v t="$cpu" 'BEGIN {printf "%.1f", t / 1000}')"
-	put zombies "$n" "$zombies"
+	# NAME total_us drain_us shim_cpu_us max_zombies max_unreaped
+	col() { awk -v n="$n" -v c="$1" '$1 == n {print $c}' "$work/reap" | median; }
+	put reap_total "$n" "$(col 2 | awk '{printf "%.0f", $1 / 1000}')"
+	put reap_drain "$n" "$(col 3)"
+	put reap_cpu "$n" "$(col 4 | awk '{printf "%.1f", $1 / 1000}')"
+	put zombies "$n" "$(col 5)"
 done
 
 # --- 4. signal forwarding --------------------------------------------------------------
-say "signals: $signals SIGUSR2 to each shim, one at a time"
-"$measure" signals "$signals" direct >"$work/signals"
-for n in "${names[@]}"; do
-	# shellcheck disable=SC2086
-	"$measure" signals "$signals" "$n" ${cmd[$n]} >>"$work/signals"
+say "signals: $signals SIGUSR2 to each shim, one at a time, in $rounds interleaved rounds"
+for ((r = 0; r < rounds; r++)); do
+	MEASURE_RAW=$work/raw.direct "$measure" signals $((signals / rounds)) direct >/dev/null
+	for n in "${names[@]}"; do
+		# shellcheck disable=SC2086
+		MEASURE_RAW=$work/raw.$n "$measure" signals $((signals / rounds)) "$n" ${cmd[$n]} |
+			awk '$6 != 0 {print "bench: " $2 ": " $6 " signals never reached the child"}' >&2
+	done
 done
-# signals NAME median p99 max lost
-while read -r _ n med p99 _ lost; do
-	put sig_med "$n" "$med"
-	put sig_p99 "$n" "$p99"
-	[ "$lost" = 0 ] || say "$n: $lost signals never reached the child"
-done <"$work/signals"
+# pooled over the rounds: median and p99, in µs
+pooled() { sort -n "$work/raw.$1" | awk -v p="$2" '{v[NR] = $1}
+	END {i = int(p / 100 * (NR - 1) + 0.5) + 1; printf "%.1f", v[i] / 1000}'; }
+for n in direct "${names[@]}"; do
+	put sig_med "$n" "$(pooled "$n" 50)"
+	put sig_p99 "$n" "$(pooled "$n" 99)"
+done
 
 # --- 5. binaries -----------------------------------------------------------------------
 for n in "${names[@]}"; do
@@ -220,9 +230,9 @@ cat <<EOF
 - machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average before the run: $load
 - peers (Debian packages): tini $(version tini), dumb-init $(version dumb-init), catatonit $(version catatonit)
 - gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static build: ${gw_static#"$root"/}
-- runs: $runs spawns each, $signals signals each, $orphans orphans each, ${idle} s idle windows
+- runs: $runs spawns each; $signals signals each, in $rounds rounds; $orphans orphans each, $rounds rounds (medians); ${idle} s idle windows
 
-References, same run: $(awk '$2 == "true" || $2 ~ /^floor-/ {printf "%s%s **%s µs** median (%s µs CPU)", sep, ($2 == "true" ? "bare `/bin/true`" : $2 " (static C: fork, exec, wait)"), $3, $8; sep = "; "}' "$work/spawn"). The floor below is $floor. A signal sent straight to the child, no shim: **$(awk '$2 == "direct" {print $3}' "$work/signals") µs** median, $(awk '$2 == "direct" {print $4}' "$work/signals") µs p99.
+References, same run: $(awk '$2 == "true" || $2 ~ /^floor-/ {printf "%s%s **%s µs** median (%s µs CPU)", sep, ($2 == "true" ? "bare `/bin/true`" : $2 " (static C: fork, exec, wait)"), $3, $8; sep = "; "}' "$work/spawn"). The floor below is $floor. A signal sent straight to the child, no shim: **$(awk '$1 == "sig_med" && $2 == "direct" {print $3}' "$results") µs** median, $(awk '$1 == "sig_p99" && $2 == "direct" {print $3}' "$results") µs p99.
 
 Lower is better everywhere. In brackets: the ratio to the best peer (the lowest of ${peers[*]}).
 

@@ -9,7 +9,8 @@
  *       runs CMD followed by "<self> sigchild FD"; sends COUNT SIGUSR2 to the process it
  *       started (the shim), one at a time, and reads the child's handler timestamp back;
  *       prints "signals NAME median p99 max lost". With NAME "direct" CMD is empty and the
- *       signals go straight to the child (the floor).
+ *       signals go straight to the child (the floor). With MEASURE_RAW=FILE each latency
+ *       (ns) is also appended to FILE.
  *   measure orphans COUNT
  *       (the child in the reaping test, run as pid 2 of a fresh pid namespace under the
  *       shim as pid 1) makes COUNT orphans by double fork, then waits until pid 1 has
@@ -224,6 +225,13 @@ static int run_signals(int count, const char *name, int argc, char **cmd, const 
 		printf("signals %s - - - %d\n", name, lost);
 		return 0;
 	}
+	/* MEASURE_RAW=FILE: also append each latency (ns), for pooling several rounds. */
+	const char *raw = getenv("MEASURE_RAW");
+	FILE *rf = raw ? fopen(raw, "a") : NULL;
+	for (int i = 0; rf && i < n; i++)
+		fprintf(rf, "%lld\n", (long long)lat[i]);
+	if (rf)
+		fclose(rf);
 	qsort(lat, n, sizeof(int64_t), cmp_i64);
 	printf("signals %s %.1f %.1f %.1f %d\n", name, pct(lat, n, 50), pct(lat, n, 99),
 	       lat[n - 1] / 1000.0, lost);
