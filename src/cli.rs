@@ -121,7 +121,17 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
                 status: 0,
             });
         }
-        Err(early) => return Err(Usage(early.output.lines().next().unwrap_or("bad usage").trim().to_string())),
+        Err(early) => {
+            return Err(Usage(
+                early
+                    .output
+                    .lines()
+                    .next()
+                    .unwrap_or("bad usage")
+                    .trim()
+                    .to_string(),
+            ));
+        }
     };
     if args.version {
         return Ok(Parsed::Exit {
@@ -139,7 +149,9 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         None => args.command.iter().map(OsString::from).collect(),
     };
     if command.is_empty() {
-        return Err(Usage("no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into()));
+        return Err(Usage(
+            "no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into(),
+        ));
     }
     let mut policy = Policy {
         transparent: args.transparent,
@@ -149,7 +161,8 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         policy.keep = parse_status_list(list).map_err(|e| Usage(format!("--keep-status: {e}")))?;
     }
     if let Some(n) = &args.restart_status {
-        policy.restart_status = parse_status(n).map_err(|e| Usage(format!("--restart-status: {e}")))?;
+        policy.restart_status =
+            parse_status(n).map_err(|e| Usage(format!("--restart-status: {e}")))?;
     }
     let rewrites = args
         .rewrite_signal
@@ -182,7 +195,11 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
             Some(v) => v
                 .to_str()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| Usage(format!("GWSHIM_LOG: unknown level {v:?} (off, error, warn, info, debug, trace)")))?,
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "GWSHIM_LOG: unknown level {v:?} (off, error, warn, info, debug, trace)"
+                    ))
+                })?,
         },
         (v, 0) if v >= 2 => Trace,
         (_, 0) => Debug,
@@ -277,9 +294,20 @@ mod tests {
         assert_eq!(c.command, vec!["prog", "a"]);
         assert!(run(&[]).unwrap_err().contains("no command"));
         assert!(run(&["--"]).unwrap_err().contains("no command"));
-        assert!(run(&["--bogus", "--", "x"]).unwrap_err().contains("--bogus"));
-        assert!(run(&["--restart-status", "x", "--", "x"]).unwrap_err().contains("--restart-status"));
+        assert!(
+            run(&["--bogus", "--", "x"])
+                .unwrap_err()
+                .contains("--bogus")
+        );
+        assert!(
+            run(&["--restart-status", "x", "--", "x"])
+                .unwrap_err()
+                .contains("--restart-status")
+        );
         assert!(run(&["-v", "-q", "--", "x"]).is_err());
-        assert_eq!(run(&["-vv", "--", "x"]).unwrap().log_level, LevelFilter::Trace);
+        assert_eq!(
+            run(&["-vv", "--", "x"]).unwrap().log_level,
+            LevelFilter::Trace
+        );
     }
 }

@@ -12,6 +12,7 @@ pub struct Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    #[allow(dead_code)] // not used yet by the core; kept for the modules to come
     pub fn msg(context: impl Into<String>) -> Self {
         Error {
             context: context.into(),

@@ -141,7 +141,14 @@ mod tests {
 
     #[test]
     fn stop_signals() {
-        for (sig, stop) in [(15, true), (2, true), (3, true), (1, true), (10, false), (9, false)] {
+        for (sig, stop) in [
+            (15, true),
+            (2, true),
+            (3, true),
+            (1, true),
+            (10, false),
+            (9, false),
+        ] {
             assert_eq!(is_stop_signal(sig), stop, "signal {sig}");
         }
     }

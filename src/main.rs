@@ -24,7 +24,10 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(std::env::args_os().collect(), std::env::var_os("GWSHIM_LOG")) {
+    let config = match cli::parse(
+        std::env::args_os().collect(),
+        std::env::var_os("GWSHIM_LOG"),
+    ) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             print!("{text}");
@@ -79,7 +82,10 @@ fn main() {
     };
     match decision.outcome {
         Outcome::Exit(n) => {
-            info!("child pid {pid} {child_status}; exiting {n} ({})", decision.reason);
+            info!(
+                "child pid {pid} {child_status}; exiting {n} ({})",
+                decision.reason
+            );
             exit_with(n);
         }
         Outcome::Die(s) => {

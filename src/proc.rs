@@ -52,8 +52,17 @@ mod tests {
             })
         );
         let odd = "7 (a) (b) Z 1 7 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
-        assert_eq!(parse_stat(odd).map(|s| (s.state, s.start_time)), Some(('Z', 99)));
-        for bad in ["", "1 (x", "1 (x) S 1 2", "1 (x) S a 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5", "1 (x) SS 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99"] {
+        assert_eq!(
+            parse_stat(odd).map(|s| (s.state, s.start_time)),
+            Some(('Z', 99))
+        );
+        for bad in [
+            "",
+            "1 (x",
+            "1 (x) S 1 2",
+            "1 (x) S a 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5",
+            "1 (x) SS 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99",
+        ] {
             assert_eq!(parse_stat(bad), None, "{bad:?}");
         }
     }

@@ -40,8 +40,12 @@ impl Signals {
     pub fn block_all() -> Result<Signals> {
         let all = SigSet::all();
         let mut original_mask = SigSet::empty();
-        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), Some(&mut original_mask))
-            .context(|| "blocking signals".into())?;
+        sigprocmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&all),
+            Some(&mut original_mask),
+        )
+        .context(|| "blocking signals".into())?;
         let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .context(|| "creating a signalfd".into())?;
         Ok(Signals { fd, original_mask })
@@ -51,7 +55,11 @@ impl Signals {
     /// while there is no deadline.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Option<Delivery>> {
         loop {
-            if let Some(info) = self.fd.read_signal().context(|| "reading the signalfd".into())? {
+            if let Some(info) = self
+                .fd
+                .read_signal()
+                .context(|| "reading the signalfd".into())?
+            {
                 return Ok(Some(info.into()));
             }
             let timeout = match deadline {
@@ -78,7 +86,11 @@ impl Signals {
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,
 /// and returns the action it was started with, for the child.
 pub fn default_sigchld() -> Result<SigAction> {
-    let default = SigAction::new(SigHandler::SigDfl, nix::sys::signal::SaFlags::empty(), SigSet::empty());
+    let default = SigAction::new(
+        SigHandler::SigDfl,
+        nix::sys::signal::SaFlags::empty(),
+        SigSet::empty(),
+    );
     // SAFETY: installs SIG_DFL, no handler code runs.
     unsafe { sigaction(Signal::SIGCHLD, &default) }.context(|| "resetting SIGCHLD".into())
 }
@@ -103,7 +115,11 @@ pub fn stop_self() {
 /// kernel does not let that kill (pid 1 of a namespace), exits 128 + sig instead.
 pub fn die_of(sig: i32) -> ! {
     if let Ok(signal) = Signal::try_from(sig) {
-        let default = SigAction::new(SigHandler::SigDfl, nix::sys::signal::SaFlags::empty(), SigSet::empty());
+        let default = SigAction::new(
+            SigHandler::SigDfl,
+            nix::sys::signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
         // SAFETY: installs SIG_DFL, no handler code runs.
         let _ = unsafe { sigaction(signal, &default) };
         let mut only = SigSet::empty();
@@ -270,7 +286,11 @@ mod tests {
             (d(15, true), false, Route::Forward(15)),
         ];
         for &(delivery, own_group, want) in table {
-            assert_eq!(route(delivery, &rw, own_group), want, "{delivery:?} own_group={own_group}");
+            assert_eq!(
+                route(delivery, &rw, own_group),
+                want,
+                "{delivery:?} own_group={own_group}"
+            );
         }
     }
 }

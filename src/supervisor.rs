@@ -79,7 +79,10 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
             sig
         }
         Route::AlreadyDelivered(sig) => {
-            debug!("{} came from the terminal to the child's group too", signals::name(sig));
+            debug!(
+                "{} came from the terminal to the child's group too",
+                signals::name(sig)
+            );
             sig
         }
         Route::Dropped => {
@@ -89,7 +92,10 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
     };
     if is_stop_signal(sig) {
         if state.stop.is_none() {
-            info!("stop requested: {} reached child pid {child}", signals::name(sig));
+            info!(
+                "stop requested: {} reached child pid {child}",
+                signals::name(sig)
+            );
         }
         state.stop = Some(sig);
         if state.kill_at.is_none() {
