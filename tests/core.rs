@@ -129,7 +129,8 @@ fn exit_table_after_a_stop_signal_any_exit_is_zero() {
     for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3), ("HUP", 1)] {
         for code in ["3", "0", "78", "1"] {
             let dir = TempDir::new("stopexit");
-            let (mut run, _) = recorder(py, &dir, &[], &["--exit-on", &format!("{name}={code}")]);
+            let exit_on = format!("{name}={code}");
+            let (mut run, _) = recorder(py, &dir, &[], &["--exit-on", &exit_on, "--linger", "0.1"]);
             kill(run.pid, sig);
             let status = run.wait();
             assert_code(
@@ -152,7 +153,7 @@ fn exit_table_child_dies_of_the_stop_signal_so_gwshim_does() {
     let py = need_python!();
     for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3), ("HUP", 1)] {
         let dir = TempDir::new("stopdie");
-        let (mut run, _) = recorder(py, &dir, &[], &["--die-on", name]);
+        let (mut run, _) = recorder(py, &dir, &[], &["--die-on", name, "--linger", "0.1"]);
         kill(run.pid, sig);
         let status = run.wait();
         assert_eq!(

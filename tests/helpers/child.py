@@ -2,12 +2,14 @@
 """A test child for gwshim's integration tests (Python 3 standard library only).
 
 Modes:
-  record DIR [--exit-on SIG=CODE]... [--die-on SIG]... [--orphans N] [--spawn-recorder DIR2]
+  record DIR [--exit-on SIG=CODE]... [--die-on SIG]... [--linger SECS] [--orphans N]
+         [--spawn-recorder DIR2]
       Blocks every catchable signal and takes them with sigwaitinfo, so each delivery is
       seen once (real-time signals are not merged). Appends the number of every signal it
       gets to DIR/signals, one per line. Writes "PID PPID PGID" to DIR/ready once it is
       ready. --exit-on: exit CODE after recording SIG; --die-on: die of SIG after recording
-      it. --orphans N: first start N grandchildren that outlive their parent (pids in
+      it; --linger SECS: before that exit or death, keep recording for SECS, so a duplicate
+      delivery still shows in the record. --orphans N: first start N grandchildren that outlive their parent (pids in
       DIR/orphans; they exit once DIR/release exists). --spawn-recorder: also start another
       recorder for DIR2 (same process group).
   info CODE [ARGS...]
@@ -65,7 +67,7 @@ def start_orphans(directory, count):
 
 def record(args):
     directory = args[0]
-    exit_on, die_on, orphans, spawn = {}, set(), 0, None
+    exit_on, die_on, orphans, spawn, linger = {}, set(), 0, None, 0.0
     rest = args[1:]
     while rest:
         opt, value, rest = rest[0], rest[1], rest[2:]
@@ -74,6 +76,8 @@ def record(args):
             exit_on[sig_number(sig)] = int(code)
         elif opt == "--die-on":
             die_on.add(sig_number(value))
+        elif opt == "--linger":
+            linger = float(value)
         elif opt == "--orphans":
             orphans = int(value)
         elif opt == "--spawn-recorder":
@@ -101,6 +105,12 @@ def record(args):
             continue
         sig = info.si_signo
         os.write(log, f"{sig}\n".encode())
+        if sig in die_on or sig in exit_on:
+            until = time.monotonic() + linger
+            while time.monotonic() < until:
+                more = signal.sigtimedwait(waited, max(until - time.monotonic(), 0.001))
+                if more is not None:
+                    os.write(log, f"{more.si_signo}\n".encode())
         if sig in die_on:
             if helper:
                 helper.kill()

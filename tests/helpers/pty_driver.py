@@ -2,14 +2,15 @@
 """Drives gwshim in a real pseudo-terminal for the integration tests (stdlib only).
 
   pty_driver.py ctrl-c GWSHIM CHILD_PY DIR
-      Runs `GWSHIM -v -- python3 CHILD_PY record DIR --die-on INT` as the session leader of a
+      Runs `GWSHIM -v -- python3 CHILD_PY record DIR --die-on INT --linger 0.3` as the session leader of a
       new pty, types Ctrl-C once the child is ready and prints how gwshim ended:
       "exited N" or "signaled N".
   pty_driver.py ctrl-z GWSHIM CHILD_PY DIR
       Runs an interactive bash in a new pty, starts `GWSHIM -- python3 CHILD_PY tty DIR` as a
       job, types Ctrl-Z, checks that the shell reports it stopped and that child and gwshim are
       stopped, runs `fg`, checks the child ticks again, types a line the child must read, and
-      checks gwshim's status. Prints "ok" on success.
+      checks gwshim's status and that gwshim (-v) forwarded nothing the terminal or `fg` had
+      already delivered to the group. Prints "ok" on success.
 
 Exits non-zero with a message and the terminal transcript on stderr when something is wrong.
 Every wait is bounded.
@@ -98,7 +99,7 @@ def wait_state(pid, want_stopped, term):
 def ctrl_c(gwshim, child_py, directory):
     pid, fd = pty.fork()
     if pid == 0:
-        os.execv(gwshim, [gwshim, "-v", "--", sys.executable, child_py, "record", directory, "--die-on", "INT"])
+        os.execv(gwshim, [gwshim, "-v", "--", sys.executable, child_py, "record", directory, "--die-on", "INT", "--linger", "0.3"])
     term = Term(fd)
     wait_file(os.path.join(directory, "ready"), term)
     term.send(b"\x03")
@@ -113,6 +114,8 @@ def ctrl_c(gwshim, child_py, directory):
         term.pump(0.02)
     term.drain(0.2)
     sys.stderr.write(term.out.decode(errors="replace"))
+    if b"forwarding" in term.out:
+        fail("gwshim forwarded a signal the terminal had already sent to the child", term)
     if os.WIFSIGNALED(status):
         print(f"signaled {os.WTERMSIG(status)}")
     else:
@@ -150,6 +153,8 @@ def ctrl_z(gwshim, child_py, directory):
         term.expect("PROMPT> ")
         term.send("echo status=$?\n")
         term.expect("status=0")
+        if b"forwarding" in term.out:
+            fail("gwshim (-v) forwarded a signal the terminal or `fg` had already sent", term)
         term.send("exit\n")
         deadline = time.monotonic() + TIMEOUT
         while os.waitpid(pid, os.WNOHANG)[0] == 0:
