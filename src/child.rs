@@ -1,8 +1,11 @@
 //! The child: the command gwshim supervises, started with gwshim's own argv tail,
 //! environment, working directory, stdio, signal mask and signal dispositions.
 
+use crate::signals;
 use log::info;
-use nix::sys::signal::{SigAction, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
+};
 use nix::unistd::{Pid, setpgid};
 use std::ffi::OsString;
 use std::io;
@@ -39,12 +42,18 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         cmd.env(SUPERVISOR_ENV, "1");
     }
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
+    // Command resets SIGPIPE to the default in the child; give back an inherited SIG_IGN.
+    let sigpipe_ignored = signals::sigpipe_was_ignored();
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (setpgid, sigaction, sigprocmask); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            }
+            if sigpipe_ignored {
+                sigaction(Signal::SIGPIPE, &ignore)?;
             }
             sigaction(Signal::SIGCHLD, &sigchld)?;
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;

@@ -7,6 +7,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// One signal as it reached gwshim.
@@ -81,6 +82,32 @@ impl Signals {
             }
         }
     }
+}
+
+/// Whether gwshim was started with SIGPIPE ignored (systemd's IgnoreSIGPIPE=yes, the default).
+/// Rust's runtime ignores SIGPIPE before main and Command resets it to the default in every
+/// child, so the disposition is read before main, from .init_array, to give it back.
+static SIGPIPE_IGNORED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn record_sigpipe() {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
+    if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old.as_mut_ptr()) } == 0 {
+        // SAFETY: sigaction succeeded and filled `old` (it was a valid zeroed struct anyway).
+        let ignored = unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN;
+        SIGPIPE_IGNORED.store(ignored, Ordering::Relaxed);
+    }
+}
+
+#[used]
+// SAFETY: .init_array holds plain `extern "C" fn()` pointers run once before main;
+// record_sigpipe only calls sigaction(2) and stores an atomic.
+#[unsafe(link_section = ".init_array")]
+static RECORD_SIGPIPE: extern "C" fn() = record_sigpipe;
+
+/// Whether SIGPIPE was ignored when gwshim started, before Rust's runtime changed it.
+pub fn sigpipe_was_ignored() -> bool {
+    SIGPIPE_IGNORED.load(Ordering::Relaxed)
 }
 
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,

@@ -719,12 +719,6 @@ fn field(out: &str, key: &str) -> Option<String> {
         })
 }
 
-fn raw_field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-}
-
 #[test]
 fn argv_env_cwd_and_stdio_pass_through() {
     let py = need_python!();
@@ -785,13 +779,15 @@ fn supervisor_env_variable() {
     }
 }
 
-/// Starts gwshim with SIGHUP ignored and SIGUSR2 blocked (like `nohup`, or a blocked mask).
-fn with_hup_ignored_usr2_blocked(cmd: &mut Command) {
+/// Starts gwshim with SIGHUP and SIGPIPE ignored (like `nohup`, or systemd's default
+/// IgnoreSIGPIPE=yes) and SIGUSR2 blocked.
+fn with_hup_pipe_ignored_usr2_blocked(cmd: &mut Command) {
     // SAFETY: signal(2) and sigprocmask(2) are async-signal-safe; the set lives on the
     // stack of the forked child.
     unsafe {
         cmd.pre_exec(|| {
             libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGUSR2);
@@ -805,29 +801,50 @@ fn mask_bit(mask: &str, sig: i32) -> bool {
     u64::from_str_radix(mask, 16).unwrap() & (1 << (sig - 1)) != 0
 }
 
+/// SigIgn and SigBlk of the child `sh -c 'exec cat /proc/self/status'` (a shell and cat
+/// change neither, unlike Python, which ignores SIGPIPE itself).
+fn child_sig_state(inherit: bool) -> (String, String) {
+    let mut cmd = Command::new(GWSHIM);
+    cmd.args(["-q", "--", "sh", "-c", "exec cat /proc/self/status"])
+        .process_group(0);
+    if inherit {
+        with_hup_pipe_ignored_usr2_blocked(&mut cmd);
+    }
+    let (status, out, err) = run_info(cmd, b"");
+    assert_code(status, 0, "cat /proc/self/status", &err);
+    let get = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .trim()
+            .to_string()
+    };
+    (get("SigIgn:"), get("SigBlk:"))
+}
+
 #[test]
 fn signal_mask_and_ignored_signals_reach_the_child() {
-    let py = need_python!();
-    let mut cmd = info_cmd(py, &[], "0", &[]);
-    with_hup_ignored_usr2_blocked(&mut cmd);
-    let (status, out, err) = run_info(cmd, b"");
-    assert_code(status, 0, "info child", &err);
-    let (ign, blk) = (raw_field(&out, "SigIgn"), raw_field(&out, "SigBlk"));
+    let (ign, blk) = child_sig_state(true);
     assert!(
-        mask_bit(ign, libc::SIGHUP),
+        mask_bit(&ign, libc::SIGHUP),
         "SIGHUP stays ignored: SigIgn {ign}"
     );
+    assert!(
+        mask_bit(&ign, libc::SIGPIPE),
+        "SIGPIPE stays ignored: SigIgn {ign}"
+    );
     assert_eq!(
-        u64::from_str_radix(blk, 16).unwrap(),
+        u64::from_str_radix(&blk, 16).unwrap(),
         1 << (libc::SIGUSR2 - 1),
         "SigBlk {blk}"
     );
 
-    // Without them, the child gets neither (gwshim's own blocking does not leak).
-    let (status, out, err) = run_info(info_cmd(py, &[], "0", &[]), b"");
-    assert_code(status, 0, "info child", &err);
-    assert!(!mask_bit(raw_field(&out, "SigIgn"), libc::SIGHUP));
-    assert_eq!(raw_field(&out, "SigBlk"), "0000000000000000");
+    // Without them the child gets neither: gwshim's own blocking and Rust's SIGPIPE
+    // ignoring do not leak.
+    let (ign, blk) = child_sig_state(false);
+    assert!(!mask_bit(&ign, libc::SIGHUP), "SigIgn {ign}");
+    assert!(!mask_bit(&ign, libc::SIGPIPE), "SigIgn {ign}");
+    assert_eq!(blk, "0000000000000000");
 }
 
 fn fds(pid: i32) -> BTreeSet<(i32, String)> {
