@@ -113,6 +113,7 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
                 .ok_or_else(|| Usage(format!("option {a:?} is not valid UTF-8")))
         })
         .collect::<Result<_, _>>()?;
+    let opts = split_short_flags(&opts);
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
         Err(early) if early.status.is_ok() => {
@@ -185,6 +186,36 @@ pub fn parse(argv: Vec<OsString>, log_env: Option<OsString>) -> Result<Parsed, U
         supervisor_env: !args.no_supervisor_env,
         log_level,
     }))
+}
+
+/// argh knows only single short flags: "-vv" becomes "-v", "-v" (and "-qq" "-q", "-q") in
+/// the options before the command; option values and the command are left alone.
+fn split_short_flags<'a>(opts: &[&'a str]) -> Vec<&'a str> {
+    const VALUED: [&str; 4] = [
+        "--keep-status",
+        "--restart-status",
+        "--rewrite-signal",
+        "--stop-timeout",
+    ];
+    let mut out = Vec::with_capacity(opts.len());
+    let mut in_options = true;
+    for (i, &arg) in opts.iter().enumerate() {
+        let is_value = i > 0 && VALUED.contains(&opts[i - 1]);
+        if !is_value && !arg.starts_with('-') {
+            in_options = false;
+        }
+        let repeated = arg.strip_prefix('-').filter(|f| {
+            f.len() > 1 && (f.bytes().all(|c| c == b'v') || f.bytes().all(|c| c == b'q'))
+        });
+        match repeated {
+            Some(flags) if in_options && !is_value => {
+                let one = if flags.starts_with('v') { "-v" } else { "-q" };
+                out.extend(std::iter::repeat_n(one, flags.len()));
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
 }
 
 fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilter, Usage> {

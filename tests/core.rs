@@ -346,6 +346,22 @@ fn usage_errors_exit_2_with_one_line() {
     }
 }
 
+#[test]
+fn log_level_flags_are_accepted() {
+    for (flags, quiet) in [
+        (&["-v"][..], false),
+        (&["-vv"], false),
+        (&["-q"], true),
+        (&["-qq"], true),
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["--", "sh", "-c", "exit 0"]);
+        let (status, log) = run(&args);
+        assert_code(status, 0, &format!("{flags:?}"), &log);
+        assert_eq!(log.is_empty(), quiet, "{flags:?}: log {log:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Signal forwarding: exactly once.
 
