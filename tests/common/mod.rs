@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -19,14 +20,22 @@ pub const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 pub const CHILD_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/child.py");
 pub const PTY_DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/pty_driver.py");
 
-/// `python3` when it can run, else None (the caller prints why it skips).
+/// The real python3 interpreter (resolved once: wrappers like pyenv's shims are slow) when
+/// it can run with the modules the helpers need, else None (the caller prints why it skips).
 pub fn python() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import signal, pty"])
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some("python3")
+    static PYTHON: OnceLock<Option<String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = Command::new("python3")
+                .args(["-c", "import signal, pty, sys; print(sys.executable)"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+            (out.status.success() && !path.is_empty()).then_some(path)
+        })
+        .as_deref()
 }
 
 /// Returns from the test (skipping it) when python3 is missing.
