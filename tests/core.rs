@@ -445,6 +445,9 @@ fn mixed_signals_forwarded_exactly_once() {
     for sig in second {
         kill(run.pid, sig);
     }
+    // A SIGCONT discards a stop signal still pending in the child: wait for the record.
+    let tstp_seen = wait_until(|| record(dir.path()).contains(&libc::SIGTSTP));
+    assert!(tstp_seen, "TSTP not forwarded; log:\n{}", run.log_text());
     continue_job(&run);
     want.extend(second);
     want.push(libc::SIGCONT);
@@ -719,6 +722,7 @@ fn info_cmd(py: &str, gw_opts: &[&str], code: &str, args: &[&str]) -> Command {
         .args(["--", py, CHILD_PY, "info", code])
         .args(args)
         .process_group(0);
+    default_signals(&mut cmd);
     cmd
 }
 
@@ -823,6 +827,7 @@ fn child_sig_state(inherit: bool) -> (String, String) {
     let mut cmd = Command::new(GWSHIM);
     cmd.args(["-q", "--", "sh", "-c", "exec cat /proc/self/status"])
         .process_group(0);
+    default_signals(&mut cmd);
     if inherit {
         with_hup_pipe_ignored_usr2_blocked(&mut cmd);
     }
@@ -932,6 +937,7 @@ fn pty_driver(py: &str, mode: &str, dir: &TempDir) -> (ExitStatus, String, Strin
     let mut cmd = Command::new(py);
     cmd.args([PTY_DRIVER, mode, GWSHIM, CHILD_PY, dir.str()])
         .process_group(0);
+    default_signals(&mut cmd);
     let (status, out, err) = run_info(cmd, b"");
     (status, out, err)
 }

@@ -87,6 +87,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Gives every signal its default action in the started process, so the tests do not
+/// depend on what the test runner was started with (a shell's `cmd &` ignores SIGINT and
+/// SIGQUIT, `nohup` SIGHUP). Tests of inherited dispositions add theirs after this.
+pub fn default_signals(cmd: &mut Command) {
+    // SAFETY: signal(2) is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in 1..=31 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A gwshim command: in its own process group (so tests can signal "the job" like a shell
 /// does), no core dumps, stdin and stdout /dev/null, stderr to `log`.
 pub fn gwshim(args: &[&str], log: &Path) -> Command {
@@ -96,6 +113,7 @@ pub fn gwshim(args: &[&str], log: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(fs::File::create(log).expect("creating the log file"))
         .process_group(0);
+    default_signals(&mut cmd);
     // SAFETY: setrlimit is async-signal-safe and touches only the constant struct.
     unsafe {
         cmd.pre_exec(|| {
