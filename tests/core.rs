@@ -679,7 +679,7 @@ fn orphans_are_adopted_and_reaped() {
 // What the child inherits
 
 /// Runs gwshim with the info child; feeds `input`; returns (status, stdout, stderr), bounded.
-fn run_info(mut cmd: Command, input: &[u8]) -> (ExitStatus, String, String) {
+fn run_captured(mut cmd: Command, input: &[u8]) -> (ExitStatus, String, String) {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -747,7 +747,7 @@ fn argv_env_cwd_and_stdio_pass_through() {
     let mut cmd = info_cmd(py, &["-q"], "3", &args);
     cmd.current_dir(dir.path())
         .env("GWSHIM_TEST_VAR", "a value = with spaces");
-    let (status, out, err) = run_info(cmd, b"line one\nline two\n");
+    let (status, out, err) = run_captured(cmd, b"line one\nline two\n");
     assert_code(status, 75, "exit 3 becomes 75", &err);
     let got: Vec<String> = out
         .lines()
@@ -789,7 +789,7 @@ fn supervisor_env_variable() {
             Some(v) => cmd.env(SUPERVISOR_ENV, v),
             None => cmd.env_remove(SUPERVISOR_ENV),
         };
-        let (status, out, err) = run_info(cmd, b"");
+        let (status, out, err) = run_captured(cmd, b"");
         assert_code(status, 0, "info child", &err);
         assert_eq!(
             field(&out, &key).as_deref(),
@@ -831,7 +831,7 @@ fn child_sig_state(inherit: bool) -> (String, String) {
     if inherit {
         with_hup_pipe_ignored_usr2_blocked(&mut cmd);
     }
-    let (status, out, err) = run_info(cmd, b"");
+    let (status, out, err) = run_captured(cmd, b"");
     assert_code(status, 0, "cat /proc/self/status", &err);
     let get = |key: &str| {
         out.lines()
@@ -941,7 +941,7 @@ fn pty_driver(py: &str, mode: &str, dir: &TempDir) -> (ExitStatus, String, Strin
     cmd.args([PTY_DRIVER, mode, GWSHIM, CHILD_PY, dir.str()])
         .process_group(0);
     default_signals(&mut cmd);
-    let (status, out, err) = run_info(cmd, b"");
+    let (status, out, err) = run_captured(cmd, b"");
     (status, out, err)
 }
 
