@@ -30,7 +30,7 @@ enum Via<'a> {
 fn exec_start(via: Via, command: &str) -> String {
     match via {
         Via::Direct => command.to_string(),
-        Via::Gwshim(opts) if opts.is_empty() => format!("{GWSHIM} -- {command}"),
+        Via::Gwshim([]) => format!("{GWSHIM} -- {command}"),
         Via::Gwshim(opts) => format!("{GWSHIM} {} -- {command}", opts.join(" ")),
     }
 }
@@ -41,6 +41,18 @@ fn unit(unit_lines: &str, exec: &str, service_lines: &str) -> String {
 }
 
 const SEC: Duration = Duration::from_secs(1);
+
+/// Every start of the unit starts the service (fails fast when gwshim itself exits early, e.g.
+/// on an option it does not know).
+fn assert_service_started(m: &Manager, svc: &StandIn, st: &common::systemd::UnitState) {
+    assert!(
+        st.n_restarts as usize <= svc.starts() + 1,
+        "{} unit restarts but {} service starts: gwshim exits before starting it{}",
+        st.n_restarts,
+        svc.starts(),
+        m.context()
+    );
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. The seed: fast failures exhaust StartLimitBurst=5 and the unit ends failed.
@@ -97,6 +109,7 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
         Duration::from_millis(200),
         |m| {
             let st = m.state("seed.service");
+            assert_service_started(m, &svc, &st);
             assert!(
                 !st.is_failed(),
                 "seed.service failed after {} starts: {st:?}{}",
@@ -106,10 +119,16 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
             (svc.is_up(SEED_FAILURES as usize + 1) && st.is_running()).then_some(st)
         },
     );
-    assert_eq!(svc.starts(), SEED_FAILURES as usize + 1, "{:?}", svc.events());
+    assert_eq!(
+        svc.starts(),
+        SEED_FAILURES as usize + 1,
+        "{:?}",
+        svc.events()
+    );
     assert_eq!(st.n_restarts, SEED_FAILURES, "{st:?}");
     assert!(
-        !m.log_since(mark).contains("Start request repeated too quickly"),
+        !m.log_since(mark)
+            .contains("Start request repeated too quickly"),
         "{}",
         m.context()
     );
@@ -133,7 +152,9 @@ fn run_stop_case(m: &Manager, via: Via) -> (StandIn, common::systemd::UnitState)
     let exec = exec_start(via, &svc.command_term(0, 1, 1));
     m.install_unit("stop.service", &unit("", &exec, STOP_SERVICE));
     m.start("stop.service");
-    m.wait_until("the service to be up", 10 * SEC, |_| svc.is_up(1).then_some(()));
+    m.wait_until("the service to be up", 10 * SEC, |_| {
+        svc.is_up(1).then_some(())
+    });
     m.wait_state("stop.service", 10 * SEC, |s| s.is_running());
     m.stop("stop.service");
     let st = m.wait_state("stop.service", 10 * SEC, |s| {
@@ -142,7 +163,12 @@ fn run_stop_case(m: &Manager, via: Via) -> (StandIn, common::systemd::UnitState)
     // Nothing restarts it afterwards.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(svc.starts(), 1, "{:?}{}", svc.events(), m.context());
-    assert_eq!(svc.count("TERM"), 1, "SIGTERM seen once: {:?}", svc.events());
+    assert_eq!(
+        svc.count("TERM"),
+        1,
+        "SIGTERM seen once: {:?}",
+        svc.events()
+    );
     (svc, st)
 }
 
@@ -165,7 +191,11 @@ fn stop_with_gwshim_leaves_the_unit_inactive() {
     let (_svc, st) = run_stop_case(&m, Via::Gwshim(&[]));
     assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
     assert_eq!(st.result, "success", "{st:?}");
-    assert!(m.log().contains("gwshim: "), "gwshim's own lines{}", m.context());
+    assert!(
+        m.log().contains("gwshim: "),
+        "gwshim's own lines{}",
+        m.context()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,14 +209,21 @@ fn run_reload_case(m: &Manager, via: Via) -> StandIn {
     let exec = exec_start(via, &svc.command(0, 1));
     m.install_unit("reload.service", &unit("", &exec, RELOAD_SERVICE));
     m.start("reload.service");
-    m.wait_until("the service to be up", 10 * SEC, |_| svc.is_up(1).then_some(()));
+    m.wait_until("the service to be up", 10 * SEC, |_| {
+        svc.is_up(1).then_some(())
+    });
     let first = m.wait_state("reload.service", 10 * SEC, |s| s.is_running());
     m.reload("reload.service");
     let st = m.wait_state("reload.service", 10 * SEC, |s| {
         s.is_running() && s.n_restarts >= 1 && svc.is_up(2)
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(svc.count("USR1"), 1, "SIGUSR1 seen once: {:?}", svc.events());
+    assert_eq!(
+        svc.count("USR1"),
+        1,
+        "SIGUSR1 seen once: {:?}",
+        svc.events()
+    );
     assert_eq!(svc.starts(), 2, "{:?}{}", svc.events(), m.context());
     assert_eq!(st.n_restarts, 1, "{st:?}");
     assert_ne!(st.main_pid, first.main_pid, "a new main process");
@@ -234,7 +271,9 @@ fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
     let exec = exec_start(via, &svc.command(u32::MAX, 78));
     m.install_unit("fatal.service", &unit("", &exec, FATAL_SERVICE));
     m.start("fatal.service");
-    m.wait_until("a first start", 10 * SEC, |_| (svc.starts() >= 1).then_some(()));
+    m.wait_until("a first start", 10 * SEC, |_| {
+        (svc.starts() >= 1).then_some(())
+    });
     // Ten RestartSec= periods: long enough for any restart to happen.
     std::thread::sleep(SEC);
     svc
@@ -317,10 +356,7 @@ fn hermes_unit_without_gwshim_restarts_at_full_speed() {
         m.context()
     );
     assert!(!st.is_failed(), "no start limit: {st:?}");
-    assert!(
-        gaps.iter().all(|g| *g < 1.0),
-        "no backoff: gaps {gaps:?}"
-    );
+    assert!(gaps.iter().all(|g| *g < 1.0), "no backoff: gaps {gaps:?}");
 }
 
 #[test]
@@ -334,6 +370,7 @@ fn hermes_unit_with_gwshim_backs_off() {
     // Five starts, four gaps; poll every 200 ms, at most 60 s.
     m.wait_until_every("five starts", 60 * SEC, Duration::from_millis(200), |m| {
         let st = m.state("hermes.service");
+        assert_service_started(m, &svc, &st);
         assert!(!st.is_failed(), "{st:?}{}", m.context());
         (svc.starts() >= 5).then_some(())
     });

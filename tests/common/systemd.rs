@@ -38,7 +38,10 @@ pub const SYSTEMD: &str = "/usr/lib/systemd/systemd";
 /// gwshim as built by cargo for this test run.
 pub const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 /// The namespace/pty helper (Python 3, stdlib only).
-const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/systemd-manager.py");
+const HELPER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/common/systemd-manager.py"
+);
 /// The stand-in service (POSIX sh).
 const STAND_IN: &str = include_str!("stand-in.sh");
 
@@ -157,7 +160,10 @@ impl Manager {
             "--log-time=yes",
         ]);
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("HOME", dir.join("home"))
             .env("XDG_RUNTIME_DIR", &runtime)
             .env("LANG", "C.UTF-8")
@@ -198,7 +204,10 @@ impl Manager {
                 break;
             }
             if let Ok(Some(status)) = m.helper.try_wait() {
-                panic!("the manager helper exited ({status}) before starting systemd{}", m.context());
+                panic!(
+                    "the manager helper exited ({status}) before starting systemd{}",
+                    m.context()
+                );
             }
             if Instant::now() > deadline {
                 panic!("no manager pid after {BOOT_TIMEOUT:?}{}", m.context());
@@ -237,13 +246,17 @@ impl Manager {
             .args(["systemctl", "--user", "--no-pager", "--no-ask-password"])
             .args(args)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("XDG_RUNTIME_DIR", &self.runtime)
             .env("HOME", self.dir.join("home"))
             .env("LANG", "C.UTF-8")
             .env("SYSTEMD_COLORS", "0");
-        run_bounded(cmd, SYSTEMCTL_TIMEOUT)
-            .unwrap_or_else(|e| panic!("systemctl --user {}: {e}{}", args.join(" "), self.context()))
+        run_bounded(cmd, SYSTEMCTL_TIMEOUT).unwrap_or_else(|e| {
+            panic!("systemctl --user {}: {e}{}", args.join(" "), self.context())
+        })
     }
 
     /// Runs `systemctl --user ARGS`, panics unless it succeeds, returns its stdout.
@@ -363,7 +376,10 @@ impl Manager {
                 return v;
             }
             if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}{}", self.context());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}{}",
+                    self.context()
+                );
             }
             thread::sleep(every.min(deadline.saturating_duration_since(Instant::now())));
         }
@@ -404,7 +420,9 @@ impl Manager {
 
     /// A position in the log, for `log_since`.
     pub fn log_mark(&self) -> usize {
-        fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0)
+        fs::metadata(&self.log)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
     }
 
     /// The log written after `mark`.
@@ -705,7 +723,10 @@ fn remove_cgroups(dirs: &[PathBuf]) {
             }
             if all || Instant::now() > deadline {
                 if !all {
-                    eprintln!("systemd harness: could not remove cgroup {}", root.display());
+                    eprintln!(
+                        "systemd harness: could not remove cgroup {}",
+                        root.display()
+                    );
                 }
                 break;
             }
