@@ -11,13 +11,16 @@
 //! assert!(m.log().contains("gwshim:"));
 //! ```
 //!
-//! One manager at a time: `Manager::start_or_skip` holds a process-wide lock until the manager is
-//! dropped. Dropping it stops the manager (SIGTERM, bounded), SIGKILLs whatever is left in its
+//! One manager at a time: `Manager::start_or_skip` holds a process-wide mutex and a machine-wide
+//! flock (`$TMPDIR/gwshim-systemd-harness.lock`, so test binaries of several checkouts take turns)
+//! until the manager is dropped. A `Manager` must be dropped on the thread that made it: the
+//! helper gets SIGTERM when that thread ends (PR_SET_PDEATHSIG). Dropping it stops the manager (SIGTERM, bounded), SIGKILLs whatever is left in its
 //! cgroups, removes those cgroups deepest first and removes its temp folder (kept, and its path
 //! printed, when the test is failing). Every wait is bounded.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
 use std::collections::BTreeMap;
@@ -45,6 +48,8 @@ const HELPER: &str = concat!(
 /// The stand-in service (POSIX sh).
 const STAND_IN: &str = include_str!("stand-in.sh");
 
+/// How long to wait for another test process's manager to finish.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long `systemctl` may take for one call.
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the manager may take to come up (it takes about 0.1 s here).
@@ -73,6 +78,7 @@ pub struct Manager {
     log: PathBuf,
     cgroups: Vec<PathBuf>,
     // Last: released only after Drop has cleaned up.
+    _machine_lock: Flock<fs::File>,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
@@ -116,6 +122,7 @@ impl Manager {
     pub fn launch() -> Result<Manager, String> {
         let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         preflight()?;
+        let machine_lock = machine_lock();
         sweep_stale_cgroups();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("{CGROUP_PREFIX}{}-{n}", std::process::id());
@@ -125,18 +132,25 @@ impl Manager {
         let dir = std::env::temp_dir().join(format!("gwshim-sd-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let runtime = dir.join("rt");
-        let made = (|| -> std::io::Result<()> {
+        let made = (|| -> std::io::Result<(fs::File, fs::File)> {
             fs::create_dir_all(runtime.join("systemd/user"))?;
             fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700))?;
             fs::create_dir_all(dir.join("home"))?;
             fs::write(dir.join("manager.conf"), MANAGER_CONF)?;
             fs::write(dir.join("stand-in.sh"), STAND_IN)?;
-            fs::set_permissions(dir.join("stand-in.sh"), fs::Permissions::from_mode(0o755))
+            fs::set_permissions(dir.join("stand-in.sh"), fs::Permissions::from_mode(0o755))?;
+            Ok((
+                fs::File::create(dir.join("helper.out"))?,
+                fs::File::create(dir.join("helper.err"))?,
+            ))
         })();
-        if let Err(e) = made {
-            remove_cgroups(&cgroups);
-            panic!("cannot set up {}: {e}", dir.display());
-        }
+        let (helper_out, helper_err) = match made {
+            Ok(files) => files,
+            Err(e) => {
+                remove_cgroups(&cgroups);
+                panic!("cannot set up {}: {e}", dir.display());
+            }
+        };
         let log = dir.join("console.log");
         let pidfile = dir.join("manager.pid");
 
@@ -168,8 +182,8 @@ impl Manager {
             .env("XDG_RUNTIME_DIR", &runtime)
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.join("helper.out")).expect("helper.out"))
-            .stderr(fs::File::create(dir.join("helper.err")).expect("helper.err"));
+            .stdout(helper_out)
+            .stderr(helper_err);
         // If the test process dies, the helper passes SIGTERM on to the manager.
         unsafe {
             cmd.pre_exec(|| {
@@ -191,6 +205,7 @@ impl Manager {
             runtime,
             log,
             cgroups,
+            _machine_lock: machine_lock,
             _one_at_a_time: lock,
         };
 
@@ -591,6 +606,28 @@ impl StandIn {
         self.events()
             .iter()
             .any(|l| l.split_whitespace().take(2).eq(["up", &n.to_string()]))
+    }
+}
+
+/// The machine-wide lock: waits (bounded) for another test process's manager to finish.
+fn machine_lock() -> Flock<fs::File> {
+    let path = std::env::temp_dir().join("gwshim-systemd-harness.lock");
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return lock,
+            Err((f, _)) => file = f,
+        }
+        if Instant::now() > deadline {
+            panic!("{} still locked after {LOCK_TIMEOUT:?}", path.display());
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }
 
