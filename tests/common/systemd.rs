@@ -111,7 +111,6 @@ impl Manager {
         match Manager::launch() {
             Ok(m) => Some(m),
             Err(reason) => {
-                println!("skipped: {reason}");
                 eprintln!("skipped: {reason}");
                 None
             }
