@@ -32,7 +32,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -120,7 +120,8 @@ impl Manager {
     /// Like `start_or_skip`, but hands back the reason to skip.
     pub fn launch() -> Result<Manager, String> {
         let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        preflight()?;
+        static PREFLIGHT: OnceLock<Result<(), String>> = OnceLock::new();
+        PREFLIGHT.get_or_init(preflight).clone()?;
         let machine_lock = machine_lock();
         sweep_stale_cgroups();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -154,7 +155,9 @@ impl Manager {
         let pidfile = dir.join("manager.pid");
 
         let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "python3", HELPER])
+        cmd.args(["--mount", "--propagation", "private"])
+            .arg(python())
+            .arg(HELPER)
             .arg("--log")
             .arg(&log)
             .arg("--pidfile")
@@ -630,6 +633,18 @@ fn machine_lock() -> Flock<fs::File> {
     }
 }
 
+/// The Python for the helper: $GWSHIM_TEST_PYTHON, else /usr/bin/python3 if there (a version
+/// manager's shim costs a third of a second per start), else python3 from PATH.
+fn python() -> std::ffi::OsString {
+    if let Some(p) = std::env::var_os("GWSHIM_TEST_PYTHON") {
+        return p;
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        return "/usr/bin/python3".into();
+    }
+    "python3".into()
+}
+
 /// Why the harness cannot run here, if it cannot.
 fn preflight() -> Result<(), String> {
     if !geteuid().is_root() {
@@ -644,7 +659,11 @@ fn preflight() -> Result<(), String> {
         ("mount", &["--version"][..]),
         ("python3", &["-c", "import pty, select"][..]),
     ] {
-        let mut cmd = Command::new(tool);
+        let mut cmd = Command::new(if tool == "python3" {
+            python()
+        } else {
+            tool.into()
+        });
         cmd.args(args);
         match run_bounded(cmd, Duration::from_secs(10)) {
             Ok(out) if out.status.success() => {}
