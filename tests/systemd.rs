@@ -94,11 +94,10 @@ fn seed_without_gwshim_hits_the_start_limit() {
     assert_eq!(svc.starts(), 5, "events: {:?}{}", svc.events(), m.context());
     assert_eq!(st.result, "exit-code", "{st:?}");
     assert_eq!(st.exec_main_status, 1, "{st:?}");
-    let log = m.log_since(mark);
-    assert!(
-        log.contains("seed.service: Start request repeated too quickly."),
-        "no start-limit line in the log{}",
-        m.context()
+    m.wait_log(
+        mark,
+        "seed.service: Start request repeated too quickly.",
+        5 * SEC,
     );
 }
 
@@ -200,11 +199,8 @@ fn stop_with_gwshim_leaves_the_unit_inactive() {
     let (_svc, st) = run_stop_case(&m, Via::Gwshim(&[]));
     assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
     assert_eq!(st.result, "success", "{st:?}");
-    assert!(
-        m.log().contains("gwshim: "),
-        "gwshim's own lines{}",
-        m.context()
-    );
+    // gwshim's own line: the child's real status, and the 0 it exits with after a stop.
+    m.wait_log(0, "exited 1; exiting 0", 5 * SEC);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +218,10 @@ fn run_reload_case(m: &Manager, via: Via) -> StandIn {
         svc.is_up(1).then_some(())
     });
     let first = m.wait_state("reload.service", 10 * SEC, |s| s.is_running());
-    m.reload("reload.service");
+    // Not checked: if the main process exits before systemd has seen /bin/kill exit, the reload
+    // job fails (the stand-in drains 0.2 s, as the gateway drains, so this is rare). What counts
+    // is that the signal arrives and the unit restarts the service.
+    let reload = m.systemctl(&["reload", "reload.service"]);
     let st = m.wait_state("reload.service", 10 * SEC, |s| {
         s.is_running() && s.n_restarts >= 1 && svc.is_up(2)
     });
@@ -230,8 +229,9 @@ fn run_reload_case(m: &Manager, via: Via) -> StandIn {
     assert_eq!(
         svc.count("USR1"),
         1,
-        "SIGUSR1 seen once: {:?}",
-        svc.events()
+        "SIGUSR1 seen once: {:?} (systemctl reload: {})",
+        svc.events(),
+        reload.status
     );
     assert_eq!(svc.starts(), 2, "{:?}{}", svc.events(), m.context());
     assert_eq!(st.n_restarts, 1, "{st:?}");
@@ -257,11 +257,7 @@ fn reload_with_gwshim_reaches_the_child_and_restarts_it() {
         return;
     };
     run_reload_case(&m, Via::Gwshim(&[]));
-    assert!(
-        m.log().contains("exited 75; exiting 75"),
-        "gwshim keeps 75{}",
-        m.context()
-    );
+    m.wait_log(0, "exited 75; exiting 75", 5 * SEC);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,11 +304,7 @@ fn fatal_config_with_gwshim_reaches_systemd_unchanged() {
     };
     let svc = run_fatal_case(&m, Via::Gwshim(&[]));
     assert_fatal_not_restarted(&m, &svc);
-    assert!(
-        m.log().contains("exited 78; exiting 78"),
-        "gwshim's exit line{}",
-        m.context()
-    );
+    m.wait_log(0, "exited 78; exiting 78", 5 * SEC);
 }
 
 /// The counter-proof: were 78 rewritten (here on purpose, `--keep-status none`), the harness
@@ -324,7 +316,7 @@ fn fatal_config_rewritten_to_75_would_be_restarted() {
     };
     let svc = run_fatal_case(&m, Via::Gwshim(&["--keep-status", "none"]));
     assert!(svc.starts() >= 2, "{:?}{}", svc.events(), m.context());
-    assert!(m.log().contains("exited 78; exiting 75"), "{}", m.context());
+    m.wait_log(0, "exited 78; exiting 75", 5 * SEC);
 }
 
 // ---------------------------------------------------------------------------------------------

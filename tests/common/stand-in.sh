@@ -5,7 +5,8 @@
 #   exit N PID STATUS       on the first FAIL_STARTS starts, then exits STATUS at once
 #   up N PID                otherwise, once its traps are set; then it stays up until a signal:
 #   TERM N PID TIME         then exits TERM_STATUS (default 1, as the gateway on an unexpected TERM)
-#   USR1 N PID TIME         then exits 75 (a planned restart)
+#   USR1 N PID TIME         then "drains" for 0.2 s and exits 75 (a planned restart; exiting at
+#                           once races systemd's reload job, which then fails)
 #   INT N PID TIME          then exits 0;   HUP N PID TIME   then exits 1
 d=$1 fail_starts=${2:-0} fail_status=${3:-1} term_status=${4:-1}
 n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
@@ -19,6 +20,7 @@ sleeper=
 on() {
   echo "$1 $n $$ $(date +%s.%N)" >> "$d/events"
   [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
+  [ "$1" = USR1 ] && sleep 0.2
   exit "$2"
 }
 trap 'on TERM "$term_status"' TERM

@@ -232,6 +232,9 @@ impl Manager {
             thread::sleep(Duration::from_millis(20));
         }
         m.wait_until("the manager to be running", BOOT_TIMEOUT, |m| {
+            if !alive(m.pid) {
+                panic!("the manager (pid {}) exited{}", m.pid, m.context());
+            }
             let out = m.systemctl(&["is-system-running"]);
             let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
             (state == "running" || state == "degraded").then_some(())
@@ -385,24 +388,38 @@ impl Manager {
         what: &str,
         timeout: Duration,
         every: Duration,
-        mut probe: impl FnMut(&Manager) -> Option<T>,
+        probe: impl FnMut(&Manager) -> Option<T>,
     ) -> T {
+        self.poll(timeout, every, probe).unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}{}",
+                self.context()
+            )
+        })
+    }
+
+    /// Polls `probe` every `every` until it gives Some (returned) or `timeout` has passed (None).
+    pub fn poll<T>(
+        &self,
+        timeout: Duration,
+        every: Duration,
+        mut probe: impl FnMut(&Manager) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = probe(self) {
-                return v;
+                return Some(v);
             }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}{}",
-                    self.context()
-                );
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
             }
-            thread::sleep(every.min(deadline.saturating_duration_since(Instant::now())));
+            thread::sleep(every.min(deadline - now));
         }
     }
 
-    /// Waits (bounded) until the unit's state satisfies `pred`, and returns that state.
+    /// Waits (bounded, polling every 100 ms) until the unit's state satisfies `pred`, and returns
+    /// that state; panics with the last state seen and the log when time is up.
     pub fn wait_state(
         &self,
         unit: &str,
@@ -410,23 +427,26 @@ impl Manager {
         pred: impl Fn(&UnitState) -> bool,
     ) -> UnitState {
         let mut last = UnitState::default();
-        let what = format!("a state of {unit}");
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.wait_until(&what, timeout, |m| {
-                last = m.state(unit);
-                pred(&last).then(|| last.clone())
-            })
-        }));
-        match found {
-            Ok(s) => s,
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .unwrap_or_else(|| "timed out".into());
-                panic!("{unit} last seen as {last:?}: {msg}");
-            }
-        }
+        let found = self.poll(timeout, Duration::from_millis(100), |m| {
+            last = m.state(unit);
+            pred(&last).then(|| last.clone())
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for a state of {unit}; last seen: \
+                 {last:?}{}",
+                self.context()
+            )
+        })
+    }
+
+    /// Waits (bounded) until the log written after `mark` contains `needle` (the log is copied
+    /// from the console a moment after the manager writes it); panics when time is up.
+    pub fn wait_log(&self, mark: usize, needle: &str, timeout: Duration) {
+        let what = format!("{needle:?} in the log");
+        self.wait_until(&what, timeout, |m| {
+            m.log_since(mark).contains(needle).then_some(())
+        });
     }
 
     /// The manager's console log so far (its own lines, timestamped, and the units' output,
@@ -526,7 +546,8 @@ impl Drop for Manager {
 /// `start N PID PPID TIME` on every start; `exit N PID STATUS` and exits STATUS on the first
 /// FAIL_STARTS starts; otherwise `up N PID` once its traps are set, then stays up until a signal:
 /// `TERM N PID TIME` then exit TERM_STATUS (default 1, as the gateway does on an unexpected
-/// SIGTERM), `USR1 ...` then exit 75, `INT ...` then exit 0, `HUP ...` then exit 1.
+/// SIGTERM), `USR1 ...` then a 0.2 s "drain" and exit 75, `INT ...` then exit 0, `HUP ...` then
+/// exit 1.
 pub struct StandIn {
     pub script: PathBuf,
     pub dir: PathBuf,
@@ -811,6 +832,17 @@ fn sweep_stale_cgroups() {
                 remove_cgroups(&dirs);
             }
         }
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 
