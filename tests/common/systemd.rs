@@ -14,9 +14,11 @@
 //! One manager at a time: `Manager::start_or_skip` holds a process-wide mutex and a machine-wide
 //! flock (`$TMPDIR/gwshim-systemd-harness.lock`, so test binaries of several checkouts take turns)
 //! until the manager is dropped. A `Manager` must be dropped on the thread that made it: the
-//! helper gets SIGTERM when that thread ends (PR_SET_PDEATHSIG). Dropping it stops the manager (SIGTERM, bounded), SIGKILLs whatever is left in its
-//! cgroups, removes those cgroups deepest first and removes its temp folder (kept, and its path
-//! printed, when the test is failing). Every wait is bounded.
+//! helper gets SIGTERM when that thread ends (PR_SET_PDEATHSIG).
+//!
+//! Dropping it stops the manager (SIGTERM, bounded), SIGKILLs whatever is left in its cgroups,
+//! removes those cgroups deepest first and removes its temp folder (kept, and its path printed,
+//! when the test is failing, or with GWSHIM_KEEP_TEST_DIR=1). Every wait is bounded.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
