@@ -1,15 +1,15 @@
 //! gwshim under a real systemd: the machine's own `systemd --user` in a private mount namespace
-//! (harness: tests/common/systemd.rs). Every case runs the same unit twice: once without gwshim
+//! (harness: tests/systemd_harness/mod.rs). Every case runs the same unit twice: once without gwshim
 //! (the control, which shows the failure and so proves the harness can fail) and once with it.
 //! Each test starts its own manager; the harness runs one manager at a time.
 //!
 //! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
 //! cases that need restart pacing).
 
-mod common;
+mod systemd_harness;
 
-use common::systemd::{GWSHIM, Manager, StandIn};
 use std::time::Duration;
+use systemd_harness::{GWSHIM, Manager, StandIn, UnitState};
 
 /// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=5,
 /// StartLimitIntervalSec=10, RestartSec=100ms) from `systemctl show` itself (the same could be
@@ -46,7 +46,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// Every start of the unit starts the service (fails fast when gwshim itself exits early, e.g.
 /// on an option it does not know).
-fn assert_service_started(m: &Manager, svc: &StandIn, st: &common::systemd::UnitState) {
+fn assert_service_started(m: &Manager, svc: &StandIn, st: &UnitState) {
     assert!(
         st.n_restarts as usize <= svc.starts() + 1,
         "{} unit restarts but {} service starts: gwshim exits before starting it{}",
@@ -156,7 +156,7 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
 const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nKillMode=mixed";
 
 /// Starts the unit, waits until the service is up, stops it; returns the end state.
-fn run_stop_case(m: &Manager, via: Via) -> (StandIn, common::systemd::UnitState) {
+fn run_stop_case(m: &Manager, via: Via) -> (StandIn, UnitState) {
     let svc = m.stand_in("stop");
     let exec = exec_start(via, &svc.command_term(0, 1, 1));
     m.install_unit("stop.service", &unit("", &exec, STOP_SERVICE));

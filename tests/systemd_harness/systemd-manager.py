@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the machine's own `systemd --user` for gwshim's tests (Python 3 stdlib only).
 
-tests/common/systemd.rs starts it as
+tests/systemd_harness/mod.rs starts it as
 
     unshare --mount --propagation private python3 systemd-manager.py --log FILE --pidfile FILE \
         [--conf FILE] [--cgroup DIR]... -- /usr/lib/systemd/systemd --user ...

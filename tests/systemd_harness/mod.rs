@@ -3,6 +3,7 @@
 //! "Testing under a real systemd").
 //!
 //! ```ignore
+//! // in tests/NAME.rs: mod systemd_harness; use systemd_harness::{GWSHIM, Manager};
 //! let Some(m) = Manager::start_or_skip() else { return }; // prints "skipped: ..." if it can't
 //! let svc = m.stand_in("svc");                             // a recording stand-in service
 //! m.install_unit("svc.service", &format!("[Service]\nExecStart={}\n", svc.command(0, 1)));
@@ -45,7 +46,7 @@ pub const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 /// The namespace/pty helper (Python 3, stdlib only).
 const HELPER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/common/systemd-manager.py"
+    "/tests/systemd_harness/systemd-manager.py"
 );
 /// The stand-in service (POSIX sh).
 const STAND_IN: &str = include_str!("stand-in.sh");
