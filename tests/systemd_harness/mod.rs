@@ -245,6 +245,49 @@ impl Manager {
         Ok(m)
     }
 
+    /// Starts systemd-journald as a unit of this manager, with volatile storage on a tmpfs in
+    /// the manager's mount namespace (nothing reaches the host's journal), so units can use
+    /// StandardOutput=journal. Read it with `journal`.
+    pub fn start_journald(&self) {
+        let setup = "mkdir -p /run/systemd/journald.conf.d \
+            && printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\n' > /run/systemd/journald.conf.d/harness.conf \
+            && mount -t tmpfs -o mode=0755 tmpfs /run/log && mkdir -p /run/log/journal";
+        self.in_namespace(setup)
+            .unwrap_or_else(|e| panic!("journald setup: {e}{}", self.context()));
+        self.install_unit(
+            "journald.service",
+            "[Service]\nExecStart=/usr/lib/systemd/systemd-journald\n",
+        );
+        self.start("journald.service");
+        self.wait_until(
+            "journald's stdout socket",
+            10 * Duration::from_secs(1),
+            |m| m.in_namespace("test -S /run/systemd/journal/stdout").ok(),
+        );
+    }
+
+    /// `journalctl ARGS` over the journal of `start_journald` (message text only).
+    pub fn journal(&self, args: &str) -> String {
+        self.in_namespace(&format!(
+            "journalctl -D /run/log/journal --no-pager -o cat {args}"
+        ))
+        .unwrap_or_else(|e| panic!("journalctl: {e}{}", self.context()))
+    }
+
+    /// Runs a shell command in the manager's mount namespace; its stdout, or why it failed.
+    pub fn in_namespace(&self, script: &str) -> Result<String, String> {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.pid.to_string(), "-m", "--", "sh", "-c", script]);
+        let out = run_bounded(cmd, SYSTEMCTL_TIMEOUT)?;
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            false => Err(format!(
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    }
+
     /// The manager's pid (its mount namespace is where `systemctl` runs).
     pub fn pid(&self) -> i32 {
         self.pid
@@ -659,7 +702,7 @@ fn machine_lock() -> Flock<fs::File> {
 
 /// The Python for the helper: $GWSHIM_TEST_PYTHON, else /usr/bin/python3 if there (a version
 /// manager's shim costs a third of a second per start), else python3 from PATH.
-fn python() -> std::ffi::OsString {
+pub fn python() -> std::ffi::OsString {
     if let Some(p) = std::env::var_os("GWSHIM_TEST_PYTHON") {
         return p;
     }
