@@ -5,9 +5,12 @@
 //! pre_exec closure) so that the child's environment can carry its own pid in LISTEN_PID
 //! and WATCHDOG_PID, written between fork and exec without allocating.
 
+use crate::signals;
 use log::info;
 use nix::libc;
-use nix::sys::signal::{SigAction, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask,
+};
 use nix::unistd::{AccessFlags, Pid, access, setpgid};
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -183,6 +186,9 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let gwshim = nix::unistd::getpid();
 
     let mut cmd = Command::new(&path);
+    // Command resets SIGPIPE to the default in the child; give back an inherited SIG_IGN.
+    let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
     // execve); it writes into buffers allocated before the fork and pushes into `envp` within
@@ -191,6 +197,9 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         cmd.pre_exec(move || {
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            }
+            if sigpipe_ignored {
+                sigaction(Signal::SIGPIPE, &ignore)?;
             }
             sigaction(Signal::SIGCHLD, &sigchld)?;
             if let Some(sig) = pdeathsig {

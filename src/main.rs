@@ -1,24 +1,11 @@
 //! gwshim: a supervisor shim that runs one service as its child. This file only wires the
 //! modules together; each one holds one responsibility.
 
-mod child;
-mod cli;
-mod error;
-mod exit;
-mod hermes;
-mod leftovers;
-mod logging;
-mod notify;
-mod pacing;
-mod pidfile;
-mod proc;
-mod reap;
-mod signals;
-mod supervisor;
-mod timespan;
-mod unit;
-
-use exit::Outcome;
+use gwshim::exit::Outcome;
+use gwshim::hermes;
+use gwshim::{
+    child, cli, exit, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
+};
 use log::{error, info, warn};
 use std::process::exit as exit_with;
 

@@ -7,6 +7,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// One signal as it reached gwshim.
@@ -112,6 +113,38 @@ pub enum Event {
     /// The extra fd has data.
     Readable,
     Timeout,
+}
+
+/// The signals gwshim was started with ignored (bit N-1 for signal N), read before main:
+/// Rust's runtime ignores SIGPIPE before main (and Command resets it to the default in every
+/// child), so only .init_array still sees what gwshim inherited, e.g. systemd's
+/// IgnoreSIGPIPE=yes or nohup's SIGHUP.
+static IGNORED_AT_START: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn record_ignored() {
+    let mut ignored = 0u64;
+    for sig in 1..=libc::SIGRTMAX().min(64) {
+        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) } == 0 {
+            // SAFETY: sigaction succeeded and filled `old` (a valid zeroed struct anyway).
+            if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+                ignored |= 1 << (sig - 1);
+            }
+        }
+    }
+    IGNORED_AT_START.store(ignored, Ordering::Relaxed);
+}
+
+#[used]
+// SAFETY: .init_array holds plain `extern "C" fn()` pointers run once before main;
+// record_ignored only calls sigaction(2) and stores an atomic.
+#[unsafe(link_section = ".init_array")]
+static RECORD_IGNORED: extern "C" fn() = record_ignored;
+
+/// Whether `sig` was ignored when gwshim started.
+pub fn ignored_at_start(sig: i32) -> bool {
+    (1..=64).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0
 }
 
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,

@@ -74,6 +74,15 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
 }
 
 fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
+    if signals::ignored_at_start(d.signo) {
+        // As for any process started so (nohup's SIGHUP): the child ignores it too, and it
+        // must not count as a stop request.
+        debug!(
+            "{} was ignored when gwshim started; dropped",
+            signals::name(d.signo)
+        );
+        return;
+    }
     if d.signo == libc::SIGCONT && std::mem::take(&mut state.job_stopped) && !opts.own_group {
         // `fg` continues the whole process group; forward only if the child missed it.
         if proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T') {

@@ -162,8 +162,10 @@ fn no_notify_relay_passes_systemds_socket() {
 #[test]
 fn listen_and_watchdog_pids_name_the_child_when_they_named_gwshim() {
     // `exec` keeps the shell's pid, so $$ is the pid gwshim runs with.
+    // fd 3 stands for the socket systemd passes: it must reach the child open.
     let script = format!(
-        "LISTEN_PID=$$ WATCHDOG_PID=$$ LISTEN_FDS=1 exec {GWSHIM} -- sh -c 'echo $$ $LISTEN_PID $WATCHDOG_PID $LISTEN_FDS'"
+        "exec 3</dev/null; LISTEN_PID=$$ WATCHDOG_PID=$$ LISTEN_FDS=1 exec {GWSHIM} -- \
+         sh -c 'test -e /proc/self/fd/3 || exit 9; echo $$ $LISTEN_PID $WATCHDOG_PID $LISTEN_FDS'"
     );
     let out = Command::new("sh")
         .args(["-c", &script])

@@ -1,0 +1,19 @@
+//! gwshim as a library: the modules the binary wires together, one responsibility each.
+//! A library so that fuzz targets and benchmarks can reach the parsers.
+
+pub mod child;
+pub mod cli;
+pub mod error;
+pub mod exit;
+pub mod hermes;
+pub mod leftovers;
+pub mod logging;
+pub mod notify;
+pub mod pacing;
+pub mod pidfile;
+pub mod proc;
+pub mod reap;
+pub mod signals;
+pub mod supervisor;
+pub mod timespan;
+pub mod unit;

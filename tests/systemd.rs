@@ -1,0 +1,387 @@
+//! gwshim under a real systemd: the machine's own `systemd --user` in a private mount namespace
+//! (harness: tests/systemd_harness/mod.rs). Every case runs the same unit twice: once without gwshim
+//! (the control, which shows the failure and so proves the harness can fail) and once with it.
+//! Each test starts its own manager; the harness runs one manager at a time.
+//!
+//! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
+//! cases that need restart pacing).
+
+mod systemd_harness;
+
+use std::time::Duration;
+use systemd_harness::{GWSHIM, Manager, StandIn, UnitState};
+
+/// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=5,
+/// StartLimitIntervalSec=10, RestartSec=100ms) from `systemctl show` itself (the same could be
+/// given as `--start-limit 5/10s --restart-sec 100ms`). Backoff is off: this case is about the
+/// start limit (with the default backoff, 1 s doubling, 12 fast failures take many minutes).
+const PACING_SEED: &[&str] = &["--backoff", "0"];
+/// gwshim's options for the hermes 0.19.0 unit shape: none, everything from the unit
+/// (StartLimitIntervalSec=0, RestartSec=200ms) and the default backoff.
+const PACING_HERMES: &[&str] = &[];
+
+/// How a unit runs its service.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// ExecStart= is the service itself.
+    Direct,
+    /// ExecStart=gwshim OPTIONS -- service.
+    Gwshim(&'a [&'a str]),
+}
+
+fn exec_start(via: Via, command: &str) -> String {
+    match via {
+        Via::Direct => command.to_string(),
+        Via::Gwshim([]) => format!("{GWSHIM} -- {command}"),
+        Via::Gwshim(opts) => format!("{GWSHIM} {} -- {command}", opts.join(" ")),
+    }
+}
+
+/// A unit file: `[Unit]` lines, `ExecStart=`, then `[Service]` lines.
+fn unit(unit_lines: &str, exec: &str, service_lines: &str) -> String {
+    format!("[Unit]\n{unit_lines}\n[Service]\nExecStart={exec}\n{service_lines}\n")
+}
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// Every start of the unit starts the service (fails fast when gwshim itself exits early, e.g.
+/// on an option it does not know).
+fn assert_service_started(m: &Manager, svc: &StandIn, st: &UnitState) {
+    assert!(
+        st.n_restarts as usize <= svc.starts() + 1,
+        "{} unit restarts but {} service starts: gwshim exits before starting it{}",
+        st.n_restarts,
+        svc.starts(),
+        m.context()
+    );
+}
+
+/// The last started service is the main process (Direct) or gwshim's child (Gwshim).
+fn assert_main_pid(via: Via, svc: &StandIn, main_pid: u32) {
+    let last = svc.start_records().pop().expect("a start record");
+    match via {
+        Via::Direct => assert_eq!(last.pid, main_pid, "the service is the main pid: {last:?}"),
+        Via::Gwshim(_) => assert_eq!(last.ppid, main_pid, "gwshim is the main pid: {last:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The seed: fast failures exhaust StartLimitBurst=5 and the unit ends failed.
+
+const SEED_UNIT: &str = "StartLimitBurst=5\nStartLimitIntervalSec=10";
+const SEED_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75";
+/// The service exits 1 at once on this many starts, then stays up.
+const SEED_FAILURES: u32 = 12;
+
+fn install_seed(m: &Manager, via: Via) -> StandIn {
+    let svc = m.stand_in("seed");
+    let exec = exec_start(via, &svc.command(SEED_FAILURES, 1));
+    m.install_unit("seed.service", &unit(SEED_UNIT, &exec, SEED_SERVICE));
+    svc
+}
+
+#[test]
+fn seed_without_gwshim_hits_the_start_limit() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = install_seed(&m, Via::Direct);
+    let mark = m.log_mark();
+    m.start("seed.service");
+    let st = m.wait_state("seed.service", 20 * SEC, |s| s.is_failed());
+    // Give a wrong restart a chance to show.
+    std::thread::sleep(Duration::from_millis(500));
+    let st2 = m.state("seed.service");
+    assert_eq!(st2.active, "failed", "{st2:?}{}", m.context());
+    assert_eq!(svc.starts(), 5, "events: {:?}{}", svc.events(), m.context());
+    assert_eq!(st.result, "exit-code", "{st:?}");
+    assert_eq!(st.exec_main_status, 1, "{st:?}");
+    m.wait_log(
+        mark,
+        "seed.service: Start request repeated too quickly.",
+        5 * SEC,
+    );
+}
+
+#[test]
+fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = install_seed(&m, Via::Gwshim(PACING_SEED));
+    let mark = m.log_mark();
+    m.start("seed.service");
+    // About 30 s with pacing; poll every 200 ms, at most 90 s, and fail as soon as it fails.
+    let st = m.wait_until_every(
+        "the 13th start to be up",
+        90 * SEC,
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state("seed.service");
+            assert_service_started(m, &svc, &st);
+            assert!(
+                !st.is_failed(),
+                "seed.service failed after {} starts: {st:?}{}",
+                svc.starts(),
+                m.context()
+            );
+            (svc.is_up(SEED_FAILURES as usize + 1) && st.is_running()).then_some(st)
+        },
+    );
+    assert_eq!(
+        svc.starts(),
+        SEED_FAILURES as usize + 1,
+        "{:?}",
+        svc.events()
+    );
+    assert_eq!(st.n_restarts, SEED_FAILURES, "{st:?}");
+    assert!(
+        !m.log_since(mark)
+            .contains("Start request repeated too quickly"),
+        "{}",
+        m.context()
+    );
+    // Still up a moment later, and under gwshim.
+    std::thread::sleep(Duration::from_millis(500));
+    let st = m.state("seed.service");
+    assert!(st.is_running(), "{st:?}{}", m.context());
+    assert_main_pid(Via::Gwshim(&[]), &svc, st.main_pid);
+    m.stop("seed.service");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Stop: the service exits 1 on SIGTERM, as the gateway does on an unexpected one.
+
+const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nKillMode=mixed";
+
+/// Starts the unit, waits until the service is up, stops it; returns the end state.
+fn run_stop_case(m: &Manager, via: Via) -> (StandIn, UnitState) {
+    let svc = m.stand_in("stop");
+    let exec = exec_start(via, &svc.command_term(0, 1, 1));
+    m.install_unit("stop.service", &unit("", &exec, STOP_SERVICE));
+    m.start("stop.service");
+    m.wait_until("the service to be up", 10 * SEC, |_| {
+        svc.is_up(1).then_some(())
+    });
+    let running = m.wait_state("stop.service", 10 * SEC, |s| s.is_running());
+    assert_main_pid(via, &svc, running.main_pid);
+    m.stop("stop.service");
+    let st = m.wait_state("stop.service", 10 * SEC, |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    // Nothing restarts it afterwards.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(svc.starts(), 1, "{:?}{}", svc.events(), m.context());
+    assert_eq!(
+        svc.count("TERM"),
+        1,
+        "SIGTERM seen once: {:?}",
+        svc.events()
+    );
+    (svc, st)
+}
+
+#[test]
+fn stop_without_gwshim_leaves_the_unit_failed() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let (_svc, st) = run_stop_case(&m, Via::Direct);
+    assert_eq!(st.active, "failed", "{st:?}{}", m.context());
+    assert_eq!(st.result, "exit-code", "{st:?}");
+    assert_eq!(st.exec_main_status, 1, "{st:?}");
+}
+
+#[test]
+fn stop_with_gwshim_leaves_the_unit_inactive() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let (_svc, st) = run_stop_case(&m, Via::Gwshim(&[]));
+    assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
+    assert_eq!(st.result, "success", "{st:?}");
+    // gwshim's own line: the child's real status, and the 0 it exits with after a stop.
+    m.wait_log(0, "exited 1; exiting 0", 5 * SEC);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Reload: ExecReload sends SIGUSR1 to the main pid; the service exits 75 and is restarted.
+
+const RELOAD_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+KillMode=mixed\nExecReload=/bin/kill -USR1 $MAINPID";
+
+fn run_reload_case(m: &Manager, via: Via) -> StandIn {
+    let svc = m.stand_in("reload");
+    let exec = exec_start(via, &svc.command(0, 1));
+    m.install_unit("reload.service", &unit("", &exec, RELOAD_SERVICE));
+    m.start("reload.service");
+    m.wait_until("the service to be up", 10 * SEC, |_| {
+        svc.is_up(1).then_some(())
+    });
+    let first = m.wait_state("reload.service", 10 * SEC, |s| s.is_running());
+    // Not checked: if the main process exits before systemd has seen /bin/kill exit, the reload
+    // job fails (the stand-in drains 0.2 s, as the gateway drains, so this is rare). What counts
+    // is that the signal arrives and the unit restarts the service.
+    let reload = m.systemctl(&["reload", "reload.service"]);
+    let st = m.wait_state("reload.service", 10 * SEC, |s| {
+        s.is_running() && s.n_restarts >= 1 && svc.is_up(2)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        svc.count("USR1"),
+        1,
+        "SIGUSR1 seen once: {:?} (systemctl reload: {})",
+        svc.events(),
+        reload.status
+    );
+    assert_eq!(svc.starts(), 2, "{:?}{}", svc.events(), m.context());
+    assert_eq!(st.n_restarts, 1, "{st:?}");
+    assert_ne!(st.main_pid, first.main_pid, "a new main process");
+    let st = m.state("reload.service");
+    assert!(st.is_running(), "active again: {st:?}{}", m.context());
+    assert_main_pid(via, &svc, st.main_pid);
+    m.stop("reload.service");
+    svc
+}
+
+#[test]
+fn reload_without_gwshim_restarts_the_service() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    run_reload_case(&m, Via::Direct);
+}
+
+#[test]
+fn reload_with_gwshim_reaches_the_child_and_restarts_it() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    run_reload_case(&m, Via::Gwshim(&[]));
+    m.wait_log(0, "exited 75; exiting 75", 5 * SEC);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Fatal config: exit 78 with RestartPreventExitStatus=78 must not be restarted.
+
+const FATAL_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+RestartPreventExitStatus=78";
+
+/// Starts a service that exits 78 at once; returns it once the unit has settled (1 s).
+fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
+    let svc = m.stand_in("fatal");
+    let exec = exec_start(via, &svc.command(u32::MAX, 78));
+    m.install_unit("fatal.service", &unit("", &exec, FATAL_SERVICE));
+    m.start("fatal.service");
+    m.wait_until("a first start", 10 * SEC, |_| {
+        (svc.starts() >= 1).then_some(())
+    });
+    svc
+}
+
+fn assert_fatal_not_restarted(m: &Manager, svc: &StandIn) {
+    m.wait_state("fatal.service", 10 * SEC, |s| s.is_failed());
+    // Ten RestartSec= periods: long enough for any restart to happen.
+    std::thread::sleep(SEC);
+    let st = m.state("fatal.service");
+    assert_eq!(svc.starts(), 1, "{:?}{}", svc.events(), m.context());
+    assert_eq!(st.active, "failed", "{st:?}{}", m.context());
+    assert_eq!(st.exec_main_status, 78, "{st:?}");
+    assert_eq!(st.n_restarts, 0, "{st:?}");
+}
+
+#[test]
+fn fatal_config_without_gwshim_is_not_restarted() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = run_fatal_case(&m, Via::Direct);
+    assert_fatal_not_restarted(&m, &svc);
+}
+
+#[test]
+fn fatal_config_with_gwshim_reaches_systemd_unchanged() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = run_fatal_case(&m, Via::Gwshim(&[]));
+    assert_fatal_not_restarted(&m, &svc);
+    m.wait_log(0, "exited 78; exiting 78", 5 * SEC);
+}
+
+/// The counter-proof: were 78 rewritten (here on purpose, `--keep-status none`), the harness
+/// would see the unit restart.
+#[test]
+fn fatal_config_rewritten_to_75_would_be_restarted() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = run_fatal_case(&m, Via::Gwshim(&["--keep-status", "none"]));
+    // gwshim may pace this restart (backoff): bounded wait.
+    m.wait_until("a second start", 15 * SEC, |_| {
+        (svc.starts() >= 2).then_some(())
+    });
+    m.wait_log(0, "exited 78; exiting 75", 5 * SEC);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The hermes 0.19.0 unit shape: no start limit, Restart=always; a crash loop.
+
+const HERMES_UNIT: &str = "StartLimitIntervalSec=0";
+/// RestartSec=5 in the real unit, scaled down.
+const HERMES_SERVICE: &str = "Type=simple\nRestart=always\nRestartSec=200ms\n\
+RestartForceExitStatus=75\nRestartPreventExitStatus=78\nKillMode=mixed\nKillSignal=SIGTERM\n\
+ExecReload=/bin/kill -USR1 $MAINPID\nTimeoutStopSec=10";
+
+fn install_hermes(m: &Manager, via: Via) -> StandIn {
+    let svc = m.stand_in("hermes");
+    let exec = exec_start(via, &svc.command(u32::MAX, 1));
+    m.install_unit("hermes.service", &unit(HERMES_UNIT, &exec, HERMES_SERVICE));
+    svc
+}
+
+#[test]
+fn hermes_unit_without_gwshim_restarts_at_full_speed() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = install_hermes(&m, Via::Direct);
+    m.start("hermes.service");
+    // About 0.25 s per start: 8 starts take about 2 s. Bounded at 8 s.
+    m.wait_until("8 starts", 8 * SEC, |_| (svc.starts() >= 8).then_some(()));
+    let st = m.state("hermes.service");
+    m.stop("hermes.service");
+    let gaps = svc.start_gaps();
+    assert!(!st.is_failed(), "no start limit: {st:?}");
+    assert!(gaps.iter().all(|g| *g < 1.0), "no backoff: gaps {gaps:?}");
+}
+
+#[test]
+fn hermes_unit_with_gwshim_backs_off() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = install_hermes(&m, Via::Gwshim(PACING_HERMES));
+    m.start("hermes.service");
+    // Five starts, four gaps; poll every 200 ms, at most 60 s.
+    m.wait_until_every("five starts", 60 * SEC, Duration::from_millis(200), |m| {
+        let st = m.state("hermes.service");
+        assert_service_started(m, &svc, &st);
+        assert!(!st.is_failed(), "{st:?}{}", m.context());
+        (svc.starts() >= 5).then_some(())
+    });
+    let st = m.state("hermes.service");
+    m.stop("hermes.service");
+    let gaps = svc.start_gaps();
+    assert!(!st.is_failed(), "{st:?}");
+    // Growing delays: no gap much shorter than the one before, the last one at least twice the
+    // first.
+    for w in gaps.windows(2) {
+        assert!(w[1] >= w[0] * 0.9, "gaps shrink: {gaps:?}{}", m.context());
+    }
+    assert!(
+        gaps[gaps.len() - 1] >= 2.0 * gaps[0],
+        "gaps do not grow: {gaps:?}{}",
+        m.context()
+    );
+}

@@ -1,0 +1,139 @@
+//! sd_notify under a real systemd: Type=notify, NotifyAccess=main and WatchdogSec= work for a
+//! service under gwshim because gwshim relays its notifications (harness:
+//! tests/systemd_harness/mod.rs). The control runs gwshim with --no-notify-relay.
+
+mod systemd_harness;
+
+use std::fs;
+use std::time::{Duration, Instant};
+use systemd_harness::{GWSHIM, Manager, python};
+
+const SEC: Duration = Duration::from_secs(1);
+const CHILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/notify_child.py");
+
+fn notify_unit(m: &Manager, gwshim_opts: &str) -> std::path::PathBuf {
+    let dir = m.dir().join("notify");
+    fs::create_dir_all(&dir).expect("notify dir");
+    let py = python();
+    let unit = format!(
+        "[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2\nTimeoutStartSec=6\n\
+         Restart=on-failure\nRestartSec=100ms\n\
+         ExecStart={GWSHIM} {gwshim_opts} -- {} {CHILD} {}\n",
+        py.to_string_lossy(),
+        dir.display()
+    );
+    m.install_unit("notify.service", &unit);
+    dir
+}
+
+fn starts(dir: &std::path::Path) -> usize {
+    fs::read_to_string(dir.join("starts"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn notify_and_watchdog_work_through_the_relay() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let dir = notify_unit(&m, "");
+    let mark = m.log_mark();
+    // Type=notify: `systemctl start` returns once READY=1 has arrived from the main pid.
+    m.start("notify.service");
+    let st = m.state("notify.service");
+    assert!(st.is_running(), "{st:?}{}", m.context());
+    assert_eq!(
+        m.prop("notify.service", "StatusText"),
+        "ready",
+        "{}",
+        m.context()
+    );
+    // The watchdog is fed: the unit stays up, never restarted, for 10 s.
+    let until = Instant::now() + 10 * SEC;
+    while Instant::now() < until {
+        let st = m.state("notify.service");
+        assert!(
+            st.is_running() && st.n_restarts == 0,
+            "{st:?}{}",
+            m.context()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(starts(&dir), 1);
+    // No more pings: the watchdog fires and the unit is restarted per its config.
+    fs::write(dir.join("stop-pinging"), "").expect("stop pinging");
+    m.wait_log(mark, "notify.service: Watchdog timeout", 10 * SEC);
+    fs::remove_file(dir.join("stop-pinging")).expect("ping again");
+    m.wait_state("notify.service", 20 * SEC, |s| {
+        s.n_restarts >= 1 && s.is_running()
+    });
+    assert_eq!(starts(&dir), 2, "{}", m.context());
+    assert!(
+        !m.log_since(mark)
+            .contains("reception only permitted for main PID"),
+        "{}",
+        m.context()
+    );
+}
+
+#[test]
+fn without_the_relay_the_unit_never_becomes_ready() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let dir = notify_unit(&m, "--no-notify-relay");
+    let mark = m.log_mark();
+    let out = m.systemctl(&["start", "notify.service"]);
+    assert!(
+        !out.status.success(),
+        "start must fail: the READY=1 is refused{}",
+        m.context()
+    );
+    let st = m.state("notify.service");
+    assert_ne!(st.active, "active", "{st:?}{}", m.context());
+    assert!(starts(&dir) >= 1, "the service did start{}", m.context());
+    m.wait_log(mark, "reception only permitted for main PID", 5 * SEC);
+}
+
+/// With stderr on the journal, gwshim's own lines carry their syslog priority: its warning
+/// shows under `journalctl -p warning`, its info lines do not; the child's output is untouched.
+#[test]
+fn gwshim_lines_carry_their_priority_in_the_journal() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    m.start_journald();
+    // A pid file that is a folder: gwshim leaves it alone, with a warning.
+    let odd = m.dir().join("a-folder.pid");
+    fs::create_dir_all(&odd).expect("folder");
+    m.install_unit(
+        "journal.service",
+        &format!(
+            "[Service]\nStandardOutput=journal\nStandardError=journal\n\
+             ExecStart={GWSHIM} --pidfile {} -- sh -c 'echo \"<3>child line\" >&2; exit 0'\n",
+            odd.display()
+        ),
+    );
+    m.start("journal.service");
+    m.wait_state("journal.service", 10 * SEC, |s| {
+        s.active == "inactive" || s.is_failed()
+    });
+    let warnings = m.wait_until("gwshim's warning in the journal", 10 * SEC, |m| {
+        let text = m.journal("-p warning");
+        text.contains("gwshim: warning:").then_some(text)
+    });
+    assert!(
+        !warnings.contains("gwshim: started"),
+        "info lines are not warnings:\n{warnings}"
+    );
+    let all = m.journal("-p debug");
+    assert!(all.contains("gwshim: started sh"), "{all}");
+    assert!(
+        !all.contains("<6>gwshim") && !all.contains("<4>gwshim"),
+        "the prefix is consumed: {all}"
+    );
+    // The child's own line keeps its text (journald reads its "<3>" as priority, as it would
+    // without gwshim).
+    assert!(m.journal("-p err").contains("child line"), "{all}");
+}
