@@ -47,7 +47,8 @@ impl Signals {
             Some(&mut original_mask),
         )
         .context(|| "blocking signals".into())?;
-        let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        // Blocking: with nothing else to wait for, one read is the whole wait.
+        let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC)
             .context(|| "creating a signalfd".into())?;
         Ok(Signals { fd, original_mask })
     }
@@ -66,9 +67,10 @@ impl Signals {
 
     /// Like `wait`, also waking when `extra` (the notify socket) has data.
     pub fn wait_for(&self, deadline: Option<Instant>, extra: Option<BorrowedFd>) -> Result<Event> {
+        if deadline.is_none() && extra.is_none() {
+            return self.read().map(Event::Signal);
+        }
         loop {
-            // Poll first: when nothing is pending (the usual case) that is the one syscall that
-            // blocks, and the read below then always finds something or the deadline passed.
             let timeout = match deadline {
                 None => PollTimeout::NONE,
                 Some(at) => {
@@ -88,19 +90,27 @@ impl Signals {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context(|| "waiting for signals".into()),
             }
-            if let Some(info) = self
-                .fd
-                .read_signal()
-                .context(|| "reading the signalfd".into())?
-            {
-                return Ok(Event::Signal(info.into()));
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            // Read only what poll said is there: the signalfd blocks.
+            if ready(&fds[0]) {
+                return self.read().map(Event::Signal);
+            }
+            if n == 2 && ready(&fds[1]) {
+                return Ok(Event::Readable);
             }
             if deadline.is_some_and(|at| Instant::now() >= at) {
                 return Ok(Event::Timeout);
             }
-            let extra_ready = n == 2 && fds[1].revents().is_some_and(|r| !r.is_empty());
-            if extra_ready {
-                return Ok(Event::Readable);
+        }
+    }
+
+    /// The next signal, waiting for one if none is pending.
+    fn read(&self) -> Result<Delivery> {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => return Ok(info.into()),
+                Ok(None) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context(|| "reading the signalfd".into()),
             }
         }
     }
