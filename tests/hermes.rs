@@ -214,6 +214,8 @@ struct Home {
     tmp: TempDir,
     hermes_home: PathBuf,
     venv: PathBuf,
+    /// How many gateways have come up in this home so far.
+    runs: std::cell::Cell<usize>,
 }
 
 impl Home {
@@ -226,6 +228,7 @@ impl Home {
             tmp,
             hermes_home,
             venv: venv.to_path_buf(),
+            runs: Default::default(),
         }
     }
 
@@ -303,7 +306,8 @@ impl Home {
     }
 
     /// Waits (at most START_TIMEOUT) until gwshim's child is a running gateway: gateway.pid
-    /// names a child of gwshim and the gateway says `running`. Returns the gateway's pid.
+    /// names a child of gwshim, the gateway says `running` and has finished starting (see
+    /// `started_runs`). Returns the gateway's pid.
     fn wait_up(&self, gw: &mut Gwshim) -> i32 {
         let t0 = Instant::now();
         loop {
@@ -318,7 +322,9 @@ impl Home {
                 && let Some(state) = self.state()
                 && state["pid"].as_i64() == Some(pid as i64)
                 && state["gateway_state"] == "running"
+                && started_runs(&self.hermes_home) > self.runs.get()
             {
+                self.runs.set(self.runs.get() + 1);
                 eprintln!("gateway pid {pid} up after {:.1?}", t0.elapsed());
                 return pid;
             }
@@ -437,6 +443,17 @@ impl Drop for Gwshim {
         let _ = self.proc.kill();
         let _ = common::wait_timeout(&mut self.proc, Duration::from_secs(10));
     }
+}
+
+/// How many gateways have finished starting in this HERMES_HOME: `gateway_state: running` is
+/// written before the end of the start (hooks, channel directory, cron), and a SIGTERM in that
+/// window makes 0.19.0 exit 0 instead of 1 ("startup aborted"); the last line of a start is
+/// "Gateway housekeeping started", in `logs/gateway.log`.
+fn started_runs(hermes_home: &Path) -> usize {
+    fs::read_to_string(hermes_home.join("logs/gateway.log"))
+        .unwrap_or_default()
+        .matches("Gateway housekeeping started")
+        .count()
 }
 
 /// The pids (not our own) whose /proc/PID/environ holds exactly `entry`.
@@ -928,7 +945,7 @@ fn install_dropin(m: &Manager, args: &[&str]) -> String {
 
 /// The gateway's pid once gateway.pid names a running gateway whose parent is the unit's
 /// main pid (gwshim), and that main pid.
-fn wait_gateway_under_unit(m: &Manager, home: &Path, not: Option<i32>) -> (i32, u32) {
+fn wait_gateway_under_unit(m: &Manager, home: &Path, not: Option<i32>, run: usize) -> (i32, u32) {
     let pid_file = home.join("gateway.pid");
     let state_file = home.join("gateway_state.json");
     m.wait_until_every(
@@ -945,7 +962,8 @@ fn wait_gateway_under_unit(m: &Manager, home: &Path, not: Option<i32>) -> (i32, 
                 && Some(pid) != not
                 && ppid(pid) == Some(st.main_pid as i32)
                 && state["pid"].as_i64() == Some(pid as i64)
-                && state["gateway_state"] == "running")
+                && state["gateway_state"] == "running"
+                && started_runs(home) >= run)
                 .then_some((pid, st.main_pid))
         },
     )
@@ -989,6 +1007,19 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     install_dropin(&m, &["--gwshim", GWSHIM]);
     assert_eq!(fs::read_to_string(&dropin).unwrap(), first, "idempotent");
     assert_eq!(m.prop(UNIT, "ExecStart"), wrapped, "not gwshim in gwshim");
+
+    // `hermes gateway install` again (as after `hermes update`): a new python path in the unit.
+    // Run again, the script wraps the new command, with the options given after `--`.
+    let py3 = venv.join("bin/python3").display().to_string();
+    let unit_text = hermes_unit(venv, &hermes_home, &m.dir().join("home"))
+        .replace(&format!("ExecStart={py} "), &format!("ExecStart={py3} "));
+    m.install_unit(UNIT, &unit_text);
+    install_dropin(&m, &["--gwshim", GWSHIM, "--", "--grace", "3"]);
+    let command = format!("{py3} -m hermes_cli.main gateway run");
+    assert_eq!(
+        argv_of(&m.prop(UNIT, "ExecStart")),
+        format!("{GWSHIM} --grace 3 -- {command}")
+    );
     let props = m.show(
         UNIT,
         &[
@@ -1007,7 +1038,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     // start: the gateway comes up as gwshim's child, gwshim the unit's main process.
     let mark = m.log_mark();
     m.start(UNIT);
-    let (gateway, main) = wait_gateway_under_unit(&m, &hermes_home, None);
+    let (gateway, main) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
     let env = environ(gateway);
     assert!(
         env.iter()
@@ -1019,7 +1050,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     // 75, gwshim exits 75, systemd starts the unit again (RestartSec=5): a new gateway.
     let t0 = Instant::now();
     let _ = m.systemctl(&["reload", UNIT]); // may race the main process's exit; not checked
-    let (gateway2, main2) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway));
+    let (gateway2, main2) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
     eprintln!("reload: new gateway after {:.1?}", t0.elapsed());
     assert_ne!(main2, main);
     m.wait_log(
@@ -1048,7 +1079,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     // --remove puts the original command back.
     install_dropin(&m, &["--remove"]);
     assert!(!dropin.exists());
-    assert_eq!(argv_of(&m.prop(UNIT, "ExecStart")), argv_of(&original));
+    assert_eq!(argv_of(&m.prop(UNIT, "ExecStart")), command);
 }
 
 /// Kills, by pid, every process whose environment holds this entry, when dropped.

@@ -6,16 +6,21 @@
 #
 # A drop-in cannot refer to the unit's own ExecStart=, and the one `hermes gateway install`
 # writes is machine-specific (`/path/to/venv/bin/python -m hermes_cli.main gateway run`). So this
-# script asks systemd for the unit's current command (`systemctl show -p ExecStart`), and writes
+# script reads the unit's command from its files (`systemctl show -p FragmentPath,DropInPaths`:
+# the unit and its drop-ins, this script's own drop-in left out, the last `ExecStart=` after the
+# last empty one, written as it is there, quoting included) and writes
 #
 #   ~/.config/systemd/user/hermes-gateway.service.d/gwshim.conf      (default: the user unit)
 #   /etc/systemd/system/hermes-gateway.service.d/gwshim.conf         (--system)
 #
 # from contrib/hermes/gwshim.conf.in: `ExecStart=` cleared, then `ExecStart=GWSHIM -- COMMAND`,
-# then `systemctl [--user] daemon-reload`. It is idempotent: when the unit already runs under a
-# gwshim (this drop-in, or a hand-made one), the command inside it is kept and not wrapped again,
-# so running the script twice, or again with a new --gwshim path or options, rewrites the same
-# file. It does not restart the gateway: `systemctl [--user] restart hermes-gateway` does.
+# then runs `systemctl [--user] daemon-reload` and checks that systemd now runs gwshim.
+#
+# Idempotent: its own drop-in is never read, and a command that already starts with a gwshim
+# (wrapped by hand in the unit) is not wrapped again. Running it twice writes the same file;
+# running it again after `hermes gateway install` or `hermes update` rewrote the unit (a new
+# python path) wraps the new command. It does not restart the gateway:
+# `systemctl [--user] restart hermes-gateway` does.
 #
 #   --system        the system unit (`hermes gateway install --system`), needs root
 #   --unit NAME     another unit, e.g. a profile's hermes-gateway-coder.service
@@ -24,8 +29,7 @@
 #   --remove        remove the drop-in again (and daemon-reload)
 #   -- OPTIONS      gwshim options to put before its `--`, e.g. `-- --grace 10`
 #
-# Limits: systemd prints the command's words unquoted, so a word holding a space or a `;` cannot
-# be told apart; the script refuses a unit with more than one ExecStart= command.
+# Limits: one ExecStart= command (Type=simple/notify/exec units); unit file paths without spaces.
 set -euo pipefail
 
 unit=hermes-gateway.service
@@ -80,26 +84,51 @@ fi
 case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename "$gwshim") ;; esac
 [ -x "$gwshim" ] || die "$gwshim is not an executable file"
 
-# The unit's current command: systemd's view, drop-ins included. One line per command:
-# { path=/v/bin/python ; argv[]=/v/bin/python -m hermes_cli.main gateway run ; ignore_errors=no ; ... }
+# The unit's command from its files, this script's drop-in left out.
 load=$(systemctl "$scope" show -p LoadState --value "$unit") || die "systemctl $scope show $unit failed"
 [ "$load" = loaded ] || die "$unit is not loaded (LoadState=$load); install it first (hermes gateway install)"
-show=$(systemctl "$scope" show -p ExecStart --value "$unit")
-n=$(grep -c 'argv\[\]=' <<<"$show" || true)
-[ "$n" = 1 ] || die "$unit has $n ExecStart= commands; expected one"
-argv_text=$(sed -n 's/.*argv\[\]=\(.*\) ; ignore_errors=.*/\1/p' <<<"$show")
-[ -n "$argv_text" ] || die "cannot read the ExecStart= of $unit from: $show"
-read -r -a argv <<<"$argv_text"
-
-# Already under a gwshim: keep the command after its `--` (idempotent).
-while [ "${#argv[@]}" -gt 0 ] && [ "$(basename "${argv[0]}")" = gwshim ]; do
-  rest=("${argv[@]:1}")
-  argv=()
-  for i in "${!rest[@]}"; do
-    if [ "${rest[$i]}" = -- ]; then argv=("${rest[@]:$((i + 1))}"); break; fi
-  done
-  [ "${#argv[@]}" -gt 0 ] || die "$unit runs ${rest[*]} under gwshim with no '--'; fix it by hand"
+fragment=$(systemctl "$scope" show -p FragmentPath --value "$unit")
+dropins=$(systemctl "$scope" show -p DropInPaths --value "$unit")
+files=()
+[ -n "$fragment" ] && files+=("$fragment")
+for f in $dropins; do
+  case $f in */"$unit".d/gwshim.conf) ;; *) files+=("$f") ;; esac
 done
+[ "${#files[@]}" -gt 0 ] || die "$unit has no unit file"
+
+# Effective ExecStart= values of the files, in order: an empty one resets the list.
+# Continuation lines (a trailing backslash) are joined as systemd joins them.
+exec_starts() {
+  awk '
+    FNR == 1 { sect = ""; buf = "" }
+    {
+      l = buf $0; buf = ""
+      if (l ~ /\\$/) { buf = substr(l, 1, length(l) - 1) " "; next }
+      sub(/^[ \t]+/, "", l); sub(/[ \t]+$/, "", l)
+      if (l == "" || l ~ /^[#;]/) next
+      if (l ~ /^\[/) { sect = l; next }
+      if (sect != "[Service]" || l !~ /^ExecStart[ \t]*=/) next
+      sub(/^ExecStart[ \t]*=[ \t]*/, "", l)
+      if (l == "") n = 0; else cmd[++n] = l
+    }
+    END { for (i = 1; i <= n; i++) print cmd[i] }
+  ' "$@"
+}
+mapfile -t commands < <(exec_starts "${files[@]}")
+[ "${#commands[@]}" = 1 ] ||
+  die "$unit has ${#commands[@]} ExecStart= commands in ${files[*]}; expected one"
+raw=${commands[0]}
+# Prefixes (- ignore failure, + ! !! privileges) stay in front; @ (a separate argv[0]) is refused.
+[[ $raw =~ ^([-@:+!]*)(.*)$ ]]
+prefix=${BASH_REMATCH[1]}
+command=${BASH_REMATCH[2]}
+case $prefix in *@*) die "$unit's ExecStart= uses the @ prefix; wrap it by hand" ;; esac
+# Already wrapped by hand: keep the command after gwshim's `--`.
+first=${command%%[[:space:]]*}
+first=${first//\"/}
+if [ "$(basename "$first")" = gwshim ]; then
+  case $command in *" -- "*) command=${command#* -- } ;; *) die "$unit runs gwshim with no ' -- '; fix it by hand" ;; esac
+fi
 
 # A word as systemd's ExecStart= reads it: % and $ doubled, quoted when it holds blanks,
 # quotes or backslashes.
@@ -113,8 +142,7 @@ quote() {
 }
 line=$(quote "$gwshim")
 for w in "${opts[@]}"; do line+=" $(quote "$w")"; done
-line+=" --"
-for w in "${argv[@]}"; do line+=" $(quote "$w")"; done
+line="$prefix$line -- $command"
 
 text=$(<"$template")
 text=${text//@UNIT@/"$unit"}
@@ -131,6 +159,11 @@ printf '%s\n' "$text" >"$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$file"
 systemctl "$scope" daemon-reload
+now=$(systemctl "$scope" show -p ExecStart --value "$unit")
+case $now in
+  *"argv[]=$gwshim "*) ;;
+  *) die "wrote $file, but systemd does not run gwshim (another drop-in sets ExecStart= after it?): $now" ;;
+esac
 echo "wrote $file:"
 echo "  ExecStart=$line"
 echo "restart the unit to run it under gwshim: systemctl $scope restart $unit"
