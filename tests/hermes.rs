@@ -19,6 +19,7 @@ mod systemd_harness;
 
 use common::TempDir;
 use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -530,8 +531,6 @@ fn stop_clean(gw: &mut Gwshim, gateway: i32) {
     assert_eq!(status.code(), Some(0), "log:\n{}", gw.log_text());
     gw.assert_log(&format!("child pid {gateway} exited 1; exiting 0"));
 }
-
-use nix::libc;
 
 // ---------------------------------------------------------------------------------------------
 // 1. The gateway comes up under gwshim.
