@@ -1109,3 +1109,42 @@ fn argv_of(exec_start: &str) -> &str {
         .and_then(|(_, r)| r.split_once(" ;"))
         .map_or("", |(a, _)| a)
 }
+
+/// The control: the same unit without the drop-in. `systemctl stop` is an "unexpected" SIGTERM
+/// for the gateway, it exits 1, and the unit ends `failed` (the false alarm the drop-in removes).
+#[test]
+fn systemd_unit_without_gwshim_ends_failed_on_stop() {
+    let Some((venv, _one)) = setup() else { return };
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
+    m.install_unit(
+        UNIT,
+        &hermes_unit(venv, &hermes_home, &m.dir().join("home")),
+    );
+    m.start(UNIT);
+    let pid_file = hermes_home.join("gateway.pid");
+    let st = m.wait_until_every(
+        "the gateway to be up",
+        START_TIMEOUT,
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state(UNIT);
+            let rec: Value = serde_json::from_str(&fs::read_to_string(&pid_file).ok()?).ok()?;
+            (st.is_running()
+                && rec["pid"].as_i64() == Some(st.main_pid as i64)
+                && started_runs(&hermes_home) >= 1)
+                .then_some(st)
+        },
+    );
+    m.stop(UNIT);
+    let end = m.wait_state(UNIT, Duration::from_secs(10), |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    assert_eq!(end.active, "failed", "{end:?}{}", m.context());
+    assert_eq!(end.exec_main_status, 1, "{end:?}");
+    assert!(!exists(st.main_pid as i32));
+}
