@@ -1,0 +1,1150 @@
+//! gwshim around the real Hermes gateway: `hermes gateway run` from hermes-agent 0.19.0 (PyPI),
+//! with no messaging platform configured, each run with a fresh temporary `HERMES_HOME` (and
+//! `HOME`). Facts about the gateway: /work/shared/notes/hermes-gateway.md.
+//!
+//! The gateway comes from a venv made once and cached under `target/hermes-venv-0.19.0` (a
+//! symlink into `target/hermes-venv-0.19.0.d/`, made only once pip has finished, so an
+//! interrupted install is never taken for a good one; a lock file makes parallel test processes
+//! install once). `GWSHIM_HERMES_VENV=DIR` uses an existing venv instead. If the venv cannot be
+//! made (no python3, no network), every test prints `skipped: REASON` and passes, unless
+//! `GWSHIM_HERMES_REQUIRED=1`, which turns that into a failure.
+//!
+//! Gateways run one at a time (a mutex), and every process started with a test's HERMES_HOME
+//! in its environment is killed, by pid, when the test ends.
+//!
+//! Run only these: `cargo test --release --test hermes` (as root for the systemd case).
+
+mod common;
+mod systemd_harness;
+
+use common::TempDir;
+use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+use systemd_harness::{GWSHIM, Manager};
+
+/// The hermes-agent release these tests run.
+const HERMES_VERSION: &str = "0.19.0";
+/// How long the gateway may take to come up (it takes a few seconds).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the gateway may take to drain and exit after a signal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// `python3 -m venv` and `pip install` bounds.
+const VENV_TIMEOUT: Duration = Duration::from_secs(120);
+const PIP_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long to wait for another test process that is installing the venv.
+const INSTALL_LOCK_TIMEOUT: Duration = Duration::from_secs(1000);
+
+// ---------------------------------------------------------------------------------------------
+// The venv
+
+/// The venv with the gateway (`bin/hermes`, `bin/python`), or why there is none.
+fn venv() -> Result<&'static Path, String> {
+    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    VENV.get_or_init(provision)
+        .as_deref()
+        .map_err(|e| e.clone())
+}
+
+/// The venv and the one-gateway-at-a-time guard, or None after printing why the test skips.
+fn setup() -> Option<(&'static Path, MutexGuard<'static, ()>)> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    match venv() {
+        Ok(v) => Some((v, guard)),
+        Err(reason) => {
+            if std::env::var("GWSHIM_HERMES_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!(
+                    "no hermes-agent {HERMES_VERSION} venv (GWSHIM_HERMES_REQUIRED=1): {reason}"
+                );
+            }
+            eprintln!("skipped: no hermes-agent {HERMES_VERSION} venv: {reason}");
+            None
+        }
+    }
+}
+
+/// The installed hermes-agent version of a venv, if it has a working one.
+fn installed_version(venv: &Path) -> Option<String> {
+    if !venv.join("bin/hermes").is_file() {
+        return None;
+    }
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.args([
+        "-c",
+        "import importlib.metadata as m; print(m.version('hermes-agent'))",
+    ]);
+    let out = systemd_harness::run_bounded(cmd, Duration::from_secs(30)).ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn provision() -> Result<PathBuf, String> {
+    let started = Instant::now();
+    if let Some(dir) = std::env::var_os("GWSHIM_HERMES_VENV").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return match installed_version(&dir) {
+            Some(v) if v == HERMES_VERSION => Ok(dir),
+            Some(v) => Err(format!(
+                "GWSHIM_HERMES_VENV={} has hermes-agent {v}, not {HERMES_VERSION}",
+                dir.display()
+            )),
+            None => Err(format!(
+                "GWSHIM_HERMES_VENV={} has no working hermes",
+                dir.display()
+            )),
+        };
+    }
+    // target/tmp -> target/
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .ok_or("no target folder")?
+        .to_path_buf();
+    let name = format!("hermes-venv-{HERMES_VERSION}");
+    let link = target.join(&name);
+    if installed_version(&link).as_deref() == Some(HERMES_VERSION) {
+        return Ok(link);
+    }
+    fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let _lock = install_lock(&target.join(format!("{name}.lock")))?;
+    if installed_version(&link).as_deref() == Some(HERMES_VERSION) {
+        return Ok(link); // another test process made it meanwhile
+    }
+    // A venv is not relocatable (its scripts name their python by absolute path): build it in
+    // its final place under NAME.d/, then point the NAME symlink at it atomically.
+    let store = target.join(format!("{name}.d"));
+    if let Ok(entries) = fs::read_dir(&store) {
+        for e in entries.flatten() {
+            let _ = fs::remove_dir_all(e.path()); // unfinished earlier attempts (we hold the lock)
+        }
+    }
+    let stamp = format!("{}-{}", std::process::id(), started.elapsed().as_nanos());
+    let dir = store.join(&stamp);
+    fs::create_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+    eprintln!(
+        "hermes tests: installing hermes-agent=={HERMES_VERSION} into {} (a few minutes, once)",
+        dir.display()
+    );
+    let python = common::python().ok_or("no python3")?;
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "venv"]).arg(&dir);
+    check_run(cmd, VENV_TIMEOUT, "python3 -m venv")?;
+    let mut cmd = Command::new(dir.join("bin/pip"));
+    cmd.args([
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+        &format!("hermes-agent=={HERMES_VERSION}"),
+    ]);
+    if let Err(e) = check_run(cmd, PIP_TIMEOUT, "pip install") {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    if installed_version(&dir).as_deref() != Some(HERMES_VERSION) {
+        let _ = fs::remove_dir_all(&dir);
+        return Err("pip install finished but hermes does not run".into());
+    }
+    let tmp_link = target.join(format!("{name}.new"));
+    let _ = fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(Path::new(&format!("{name}.d")).join(&stamp), &tmp_link)
+        .and_then(|()| {
+            // A real folder in the way (made by hand): move it aside.
+            if link.is_dir() && !link.is_symlink() {
+                fs::rename(&link, store.join("by-hand"))?;
+            }
+            fs::rename(&tmp_link, &link)
+        })
+        .map_err(|e| format!("{}: {e}", link.display()))?;
+    eprintln!(
+        "hermes tests: installed hermes-agent {HERMES_VERSION} in {:.0?}",
+        started.elapsed()
+    );
+    Ok(link)
+}
+
+fn install_lock(path: &Path) -> Result<Flock<fs::File>, String> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let deadline = Instant::now() + INSTALL_LOCK_TIMEOUT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, _)) => file = f,
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} still locked", path.display()));
+        }
+        sleep(Duration::from_millis(500));
+    }
+}
+
+fn check_run(cmd: Command, timeout: Duration, what: &str) -> Result<(), String> {
+    let out = systemd_harness::run_bounded(cmd, timeout).map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = err.lines().rev().take(5).collect();
+    Err(format!(
+        "{what} failed ({}): {}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A gateway's home, and gwshim around it
+
+/// A fresh HERMES_HOME (and HOME) for one test. On drop, every process that still has this
+/// HERMES_HOME in its environment (the gateway, gwshim, anything they started) gets SIGKILL.
+struct Home {
+    tmp: TempDir,
+    hermes_home: PathBuf,
+    venv: PathBuf,
+    /// How many gateways have come up in this home so far.
+    runs: std::cell::Cell<usize>,
+}
+
+impl Home {
+    fn new(tag: &str, venv: &Path) -> Home {
+        let tmp = TempDir::new(&format!("hermes-{tag}"));
+        let hermes_home = tmp.join("hermes");
+        fs::create_dir_all(&hermes_home).expect("HERMES_HOME");
+        fs::create_dir_all(tmp.join("home")).expect("HOME");
+        Home {
+            tmp,
+            hermes_home,
+            venv: venv.to_path_buf(),
+            runs: Default::default(),
+        }
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.hermes_home.join("gateway.pid")
+    }
+
+    fn lock_file(&self) -> PathBuf {
+        self.hermes_home.join("gateway.lock")
+    }
+
+    /// `gwshim OPTS -- hermes gateway run` (hermes found through PATH), in its own process
+    /// group, stdout and stderr (gwshim's lines and the gateway's) to a log file.
+    fn gwshim(&self, opts: &[&str], log: &str) -> Gwshim {
+        let log = self.tmp.join(log);
+        let out = fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(GWSHIM);
+        cmd.args(opts)
+            .args(["--", "hermes", "gateway", "run"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .process_group(0);
+        self.env(&mut cmd);
+        common::default_signals(&mut cmd);
+        let proc = cmd.spawn().expect("starting gwshim");
+        Gwshim {
+            pid: proc.id() as i32,
+            proc,
+            log,
+        }
+    }
+
+    /// The environment of a gateway: this home, the venv first in PATH, nothing that would
+    /// make it think it is supervised already.
+    fn env(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("HERMES_")
+                || k.starts_with("GWSHIM_")
+                || k.starts_with("XDG_")
+                || [
+                    "INVOCATION_ID",
+                    "NOTIFY_SOCKET",
+                    "JOURNAL_STREAM",
+                    "LISTEN_PID",
+                    "LISTEN_FDS",
+                    "WATCHDOG_PID",
+                    "VIRTUAL_ENV",
+                ]
+                .contains(&k.as_ref())
+            {
+                cmd.env_remove(k.as_ref());
+            }
+        }
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        cmd.env(
+            "PATH",
+            format!("{}:{path}", self.venv.join("bin").display()),
+        )
+        .env("HERMES_HOME", &self.hermes_home)
+        .env("HOME", self.tmp.join("home"));
+    }
+
+    /// The gateway's runtime status file, `gateway_state.json`.
+    fn state(&self) -> Option<Value> {
+        serde_json::from_str(&fs::read_to_string(self.hermes_home.join("gateway_state.json")).ok()?)
+            .ok()
+    }
+
+    /// The pid `gateway.pid` names, if it is the gateway's JSON record.
+    fn recorded_pid(&self) -> Option<i32> {
+        let v: Value = serde_json::from_str(&fs::read_to_string(self.pid_file()).ok()?).ok()?;
+        v["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Waits (at most START_TIMEOUT) until gwshim's child is a running gateway: gateway.pid
+    /// names a child of gwshim, the gateway says `running` and has finished starting (see
+    /// `started_runs`). Returns the gateway's pid.
+    fn wait_up(&self, gw: &mut Gwshim) -> i32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = gw.try_wait() {
+                panic!(
+                    "gwshim exited ({status:?}) before the gateway came up; log:\n{}",
+                    gw.log_text()
+                );
+            }
+            if let Some(pid) = self.recorded_pid()
+                && ppid(pid) == Some(gw.pid)
+                && let Some(state) = self.state()
+                && state["pid"].as_i64() == Some(pid as i64)
+                && state["gateway_state"] == "running"
+                && started_runs(&self.hermes_home) > self.runs.get()
+            {
+                self.runs.set(self.runs.get() + 1);
+                eprintln!("gateway pid {pid} up after {:.1?}", t0.elapsed());
+                return pid;
+            }
+            if t0.elapsed() > START_TIMEOUT {
+                panic!(
+                    "the gateway did not come up within {START_TIMEOUT:?}; gateway.pid: {:?}, \
+                     state: {:?}; log:\n{}",
+                    fs::read_to_string(self.pid_file()).ok(),
+                    self.state(),
+                    gw.log_text()
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether somebody holds gateway.lock (false when there is none).
+    fn lock_held(&self) -> bool {
+        let Ok(file) = fs::File::open(self.lock_file()) else {
+            return false;
+        };
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
+    }
+
+    /// The pids holding a flock on gateway.lock, from /proc/locks.
+    fn lock_holders(&self) -> Vec<i32> {
+        let Ok(meta) = fs::metadata(self.lock_file()) else {
+            return Vec::new();
+        };
+        let text = fs::read_to_string("/proc/locks").unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                // "1: FLOCK  ADVISORY  WRITE 16859 08:01:1234 0 EOF" (MAJ:MIN:INODE)
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (kind, pid, dev_ino) = (f.get(1)?, f.get(4)?, f.get(5)?);
+                let ino: u64 = dev_ino.rsplit(':').next()?.parse().ok()?;
+                (*kind == "FLOCK" && ino == meta.ino()).then(|| pid.parse().ok())?
+            })
+            .collect()
+    }
+
+    /// Kills, by pid, every process whose environment names this HERMES_HOME.
+    fn kill_all(&self) {
+        let needle = format!("HERMES_HOME={}", self.hermes_home.display());
+        for _ in 0..20 {
+            let pids = processes_with_env(&needle);
+            if pids.is_empty() {
+                return;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// A running gwshim.
+struct Gwshim {
+    proc: Child,
+    pid: i32,
+    log: PathBuf,
+}
+
+impl Gwshim {
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.proc.try_wait().ok().flatten()
+    }
+
+    /// Waits (at most STOP_TIMEOUT) for gwshim to exit.
+    fn wait(&mut self) -> ExitStatus {
+        let t0 = Instant::now();
+        match common::wait_timeout(&mut self.proc, STOP_TIMEOUT) {
+            Some(status) => {
+                eprintln!("gwshim exited {status:?} after {:.1?}", t0.elapsed());
+                status
+            }
+            None => panic!(
+                "gwshim did not exit within {STOP_TIMEOUT:?}; log:\n{}",
+                self.log_text()
+            ),
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        common::kill(self.pid, sig);
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log must hold `needle`.
+    fn assert_log(&self, needle: &str) {
+        let log = self.log_text();
+        assert!(log.contains(needle), "no {needle:?} in the log:\n{log}");
+    }
+}
+
+impl Drop for Gwshim {
+    fn drop(&mut self) {
+        // Its process group holds the gateway too (the gateway does not setsid).
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.proc.kill();
+        let _ = common::wait_timeout(&mut self.proc, Duration::from_secs(10));
+    }
+}
+
+/// How many gateways have finished starting in this HERMES_HOME: `gateway_state: running` is
+/// written before the end of the start (hooks, channel directory, cron), and a SIGTERM in that
+/// window makes 0.19.0 exit 0 instead of 1 ("startup aborted"); the last line of a start is
+/// "Gateway housekeeping started", in `logs/gateway.log`.
+fn started_runs(hermes_home: &Path) -> usize {
+    fs::read_to_string(hermes_home.join("logs/gateway.log"))
+        .unwrap_or_default()
+        .matches("Gateway housekeeping started")
+        .count()
+}
+
+/// The pids (not our own) whose /proc/PID/environ holds exactly `entry`.
+fn processes_with_env(entry: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == entry.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// State, ppid and start time (field 22) from /proc/PID/stat.
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): field N is f[N - 3]
+    Some((
+        f.first()?.chars().next()?,
+        f.get(1)?.parse().ok()?,
+        f.get(19)?.parse().ok()?,
+    ))
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    stat(pid).map(|s| s.1)
+}
+
+/// Whether the process exists at all (a zombie counts).
+fn exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Polls `cond` every 50 ms for at most `limit`.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// The environment of a process, as KEY=VALUE strings.
+fn environ(pid: i32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// Stops gwshim with SIGTERM and checks it exits 0 after the gateway's 1.
+fn stop_clean(gw: &mut Gwshim, gateway: i32) {
+    gw.signal(libc::SIGTERM);
+    let status = gw.wait();
+    assert_eq!(status.code(), Some(0), "log:\n{}", gw.log_text());
+    gw.assert_log(&format!("child pid {gateway} exited 1; exiting 0"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The gateway comes up under gwshim.
+
+#[test]
+fn gateway_comes_up_as_gwshims_child() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("up", venv);
+    let mut gw = home.gwshim(&["-v"], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+
+    // gateway.pid: the gateway's own record of itself, gwshim's child.
+    let record: Value =
+        serde_json::from_str(&fs::read_to_string(home.pid_file()).unwrap()).unwrap();
+    assert_eq!(record["kind"], "hermes-gateway", "{record}");
+    let (state, parent, start_time) = stat(gateway).expect("the gateway's /proc/PID/stat");
+    assert_eq!(parent, gw.pid, "the gateway is gwshim's child");
+    assert_ne!(state, 'Z');
+    assert_eq!(record["start_time"].as_u64(), Some(start_time), "{record}");
+    let argv: Vec<&str> = record["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        argv.ends_with(&["gateway", "run"]) && argv[0].ends_with("/hermes"),
+        "{argv:?}"
+    );
+
+    // The lock is held, by the gateway.
+    assert!(home.lock_held(), "nobody holds gateway.lock");
+    wait_for(Duration::from_secs(5), || home.lock_holders() == [gateway]);
+    assert_eq!(
+        home.lock_holders(),
+        vec![gateway],
+        "gateway.lock inode {:?}, /proc/locks:\n{}",
+        fs::metadata(home.lock_file()).map(|m| m.ino()),
+        fs::read_to_string("/proc/locks").unwrap_or_default()
+    );
+
+    // Its environment: marked as supervised, none of gwshim's own variables.
+    let env = environ(gateway);
+    assert!(
+        env.iter()
+            .any(|v| v == "HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1"),
+        "{env:?}"
+    );
+    assert!(!env.iter().any(|v| v.starts_with("GWSHIM_")), "{env:?}");
+    gw.assert_log(&format!(
+        "the command is the Hermes gateway; its HERMES_HOME is {}",
+        home.hermes_home.display()
+    ));
+
+    stop_clean(&mut gw, gateway);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. SIGTERM: the gateway drains and exits 1 (unexpected SIGTERM); gwshim exits 0.
+
+#[test]
+fn sigterm_drains_the_gateway_and_gwshim_exits_0() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("term", venv);
+    let mut gw = home.gwshim(&[], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+    stop_clean(&mut gw, gateway);
+    gw.assert_log(&format!(
+        "stop requested: SIGTERM reached child pid {gateway}"
+    ));
+    // The gateway saw SIGTERM and shut down through its own handler.
+    gw.assert_log("Shutdown context: signal=SIGTERM");
+    assert!(!exists(gateway), "the gateway is gone");
+    assert!(!home.pid_file().exists(), "gateway.pid is gone");
+    assert!(!home.lock_held(), "gateway.lock is free");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. SIGUSR1: the gateway's graceful restart; it exits 75 and so does gwshim.
+
+#[test]
+fn sigusr1_restarts_the_gateway_and_gwshim_exits_75() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("usr1", venv);
+    let mut gw = home.gwshim(&[], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+    gw.signal(libc::SIGUSR1);
+    let status = gw.wait();
+    assert_eq!(status.code(), Some(75), "log:\n{}", gw.log_text());
+    gw.assert_log(&format!("child pid {gateway} exited 75; exiting 75"));
+    assert!(!exists(gateway));
+    assert!(!home.pid_file().exists(), "gateway.pid is gone");
+    assert!(!home.lock_held());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. kill -9 of the gateway: gwshim exits 75 and cleans up; the next start is at once.
+
+#[test]
+fn sigkill_of_the_gateway_leaves_nothing_that_blocks_the_next_start() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("kill9", venv);
+    let mut gw = home.gwshim(&[], "gwshim-1.log");
+    let gateway = home.wait_up(&mut gw);
+    common::kill(gateway, libc::SIGKILL);
+    let status = gw.wait();
+    assert_eq!(status.code(), Some(75), "log:\n{}", gw.log_text());
+    gw.assert_log("exiting 75");
+    // The gateway had no chance to clean up; gwshim did, right after it died.
+    gw.assert_log(&format!("removed stale {}", home.pid_file().display()));
+    assert!(!home.pid_file().exists(), "gateway.pid left behind");
+    assert!(!home.lock_held(), "gateway.lock still held");
+
+    let t0 = Instant::now();
+    let mut gw2 = home.gwshim(&[], "gwshim-2.log");
+    let gateway2 = home.wait_up(&mut gw2);
+    let took = t0.elapsed();
+    assert_ne!(gateway2, gateway);
+    let log = gw2.log_text();
+    for bad in ["already running", "race lost", "removed stale"] {
+        assert!(
+            !log.contains(bad),
+            "{bad:?} in the second run's log:\n{log}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(30),
+        "the second start took {took:?}"
+    );
+    stop_clean(&mut gw2, gateway2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Stale pid files planted before the start: the gateway comes up every time.
+
+/// Plants `pid_text` as gateway.pid (and as gateway.lock, unlocked, if `lock`), runs gwshim,
+/// checks the gateway comes up and gwshim's log says why the file was stale.
+fn stale_case(tag: &str, pid_text: &str, lock: bool, why: &str) {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new(tag, venv);
+    fs::write(home.pid_file(), pid_text).unwrap();
+    if lock {
+        fs::write(home.lock_file(), pid_text).unwrap();
+    }
+    let mut gw = home.gwshim(&[], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+    gw.assert_log(&format!(
+        "removed stale {}: {why}",
+        home.pid_file().display()
+    ));
+    assert_eq!(home.lock_holders(), vec![gateway]);
+    stop_clean(&mut gw, gateway);
+}
+
+/// The gateway's record for `pid` as 0.19.0 writes it.
+fn record_for(venv: &Path, pid: i32, start_time: u64) -> String {
+    serde_json::json!({
+        "pid": pid,
+        "kind": "hermes-gateway",
+        "argv": [venv.join("bin/hermes"), "gateway", "run"],
+        "start_time": start_time,
+    })
+    .to_string()
+}
+
+/// A pid that no longer exists (a child that ran and was reaped).
+fn dead_pid() -> i32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    let pid = c.id() as i32;
+    c.wait().unwrap();
+    pid
+}
+
+#[test]
+fn stale_pid_file_naming_a_dead_pid() {
+    // As a SIGKILL leaves it: both files, the lock unlocked.
+    let Ok(venv) = venv() else {
+        return stale_case("dead", "", false, "");
+    };
+    let pid = dead_pid();
+    let text = record_for(venv, pid, 12345);
+    stale_case("dead", &text, true, "nobody holds");
+}
+
+#[test]
+fn stale_pid_file_naming_a_reused_pid() {
+    let Ok(venv) = venv() else {
+        return stale_case("reused", "", false, "");
+    };
+    // A live process with the recorded pid but another start time; no lock file, so the pid
+    // decides. gwshim must leave that process alone.
+    let mut other = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid = other.id() as i32;
+    let (_, _, start) = stat(pid).unwrap();
+    let text = record_for(venv, pid, start.saturating_sub(100));
+    stale_case(
+        "reused",
+        &text,
+        false,
+        &format!("pid {pid} was reused (start time {start}"),
+    );
+    assert!(
+        matches!(other.try_wait(), Ok(None)),
+        "the process with the reused pid was not touched"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+#[test]
+fn stale_pid_file_naming_a_zombie() {
+    let Ok(venv) = venv() else {
+        return stale_case("zombie", "", false, "");
+    };
+    // Our own child, exited and not yet waited for: a zombie with the recorded start time.
+    let mut z = Command::new("true").spawn().unwrap();
+    let pid = z.id() as i32;
+    assert!(wait_for(Duration::from_secs(10), || stat(pid)
+        .is_some_and(|s| s.0 == 'Z')));
+    let (_, _, start) = stat(pid).unwrap();
+    let text = record_for(venv, pid, start);
+    stale_case("zombie", &text, false, &format!("pid {pid} is a zombie"));
+    z.wait().unwrap();
+}
+
+#[test]
+fn stale_pid_file_in_the_old_bare_integer_format() {
+    let pid = dead_pid();
+    stale_case(
+        "bare",
+        &format!("{pid}\n"),
+        false,
+        &format!("pid {pid} does not exist"),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Orphans: processes the gateway starts and abandons end up gwshim's, reaped or killed.
+
+/// A gateway hook (HERMES_HOME/hooks/orphans/) run at `gateway:startup`: like tool commands,
+/// three commands in new sessions that background a process and exit at once, orphaning it.
+const HOOK_YAML: &str = "name: orphans\ndescription: gwshim test\nevents: [\"gateway:startup\"]\n";
+const HOOK_PY: &str = r#"
+import os, subprocess
+
+def spawn(name, script):
+    d = os.environ["HERMES_HOME"] + "/orphans"
+    subprocess.Popen(["/bin/sh", "-c", script + " echo $! > %s/%s.tmp && mv %s/%s.tmp %s/%s.pid"
+                      % (d, name, d, name, d, name)], start_new_session=True)
+
+def handle(event_type, context):
+    # ends on SIGTERM
+    spawn("term", "sleep 300 &")
+    # ignores SIGTERM: needs SIGKILL after --grace
+    spawn("stubborn", "(trap '' TERM; exec sleep 300) &")
+    # exits on its own after a second, while the gateway runs: must be reaped, no zombie
+    spawn("short", "sleep 1 &")
+"#;
+
+#[test]
+fn orphans_of_the_gateway_are_reaped_or_ended() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("orphans", venv);
+    let hook = home.hermes_home.join("hooks/orphans");
+    fs::create_dir_all(&hook).unwrap();
+    fs::create_dir_all(home.hermes_home.join("orphans")).unwrap();
+    fs::write(hook.join("HOOK.yaml"), HOOK_YAML).unwrap();
+    fs::write(hook.join("handler.py"), HOOK_PY).unwrap();
+
+    let mut gw = home.gwshim(&["--grace", "2"], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+    let read_pid = |name: &str| -> i32 {
+        let path = home.hermes_home.join(format!("orphans/{name}.pid"));
+        let mut pid = None;
+        let ok = wait_for(Duration::from_secs(20), || {
+            pid = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            pid.is_some()
+        });
+        assert!(ok, "the hook did not start {name}; log:\n{}", gw.log_text());
+        pid.unwrap()
+    };
+    let (term, stubborn, short) = (read_pid("term"), read_pid("stubborn"), read_pid("short"));
+    gw.assert_log("[hooks] Loaded hook 'orphans'");
+
+    // Orphaned at once (their shell exited): gwshim, the subreaper, adopts them.
+    for pid in [term, stubborn] {
+        assert!(
+            wait_for(Duration::from_secs(10), || ppid(pid) == Some(gw.pid)),
+            "pid {pid} not adopted by gwshim: {:?}",
+            stat(pid)
+        );
+    }
+    // The short one exits while the gateway runs: gwshim reaps it, no zombie stays.
+    assert!(
+        wait_for(Duration::from_secs(10), || !exists(short)),
+        "pid {short} left as {:?}",
+        stat(short)
+    );
+    let zombies: Vec<i32> = children_of(gw.pid)
+        .into_iter()
+        .filter(|p| stat(*p).is_some_and(|s| s.0 == 'Z'))
+        .collect();
+    assert!(zombies.is_empty(), "zombie children of gwshim: {zombies:?}");
+    assert!(exists(gateway));
+
+    // The gateway stops; gwshim ends what it left behind (SIGTERM, then SIGKILL after 2 s).
+    stop_clean(&mut gw, gateway);
+    gw.assert_log("leftover process");
+    gw.assert_log(&format!("pids {stubborn} needed SIGKILL"));
+    for pid in [term, stubborn] {
+        assert!(!exists(pid), "pid {pid} still there: {:?}", stat(pid));
+    }
+}
+
+/// The pids whose parent is `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ppid(*p) == Some(parent))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Under a real systemd: the unit `hermes gateway install` writes (0.19.0, user variant) plus
+//    the contrib drop-in, installed by contrib/hermes/install-dropin.sh.
+
+const UNIT: &str = "hermes-gateway.service";
+const INSTALL_DROPIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/hermes/install-dropin.sh"
+);
+
+/// hermes_cli/gateway.py's user unit for 0.19.0 (no watchdog configured: Type=simple), with its
+/// paths filled in. Not its `StandardOutput=journal`/`StandardError=journal`: the harness's
+/// manager has no journal, its default sends the output to its log.
+fn hermes_unit(venv: &Path, hermes_home: &Path, home: &Path) -> String {
+    let py = venv.join("bin/python");
+    let py = py.display();
+    let bin = venv.join("bin");
+    let hh = hermes_home.display();
+    format!(
+        "[Unit]
+Description=Hermes Agent Gateway - Messaging Platform Integration
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+ExecStart={py} -m hermes_cli.main gateway run
+WorkingDirectory={hh}
+Environment=\"PATH={}:/usr/local/bin:/usr/bin:/bin\"
+Environment=\"VIRTUAL_ENV={}\"
+Environment=\"HERMES_HOME={hh}\"
+Environment=\"HOME={}\"
+Restart=always
+RestartSec=5
+RestartForceExitStatus=75
+RestartPreventExitStatus=78
+KillMode=mixed
+KillSignal=SIGTERM
+ExecReload=/bin/kill -USR1 $MAINPID
+ExecStopPost=-{py} -m gateway.cgroup_cleanup
+TimeoutStopSec=60
+
+[Install]
+WantedBy=default.target
+",
+        bin.display(),
+        venv.display(),
+        home.display()
+    )
+}
+
+/// Runs the install script in the manager's mount namespace, as `systemctl --user` sees it.
+fn install_dropin(m: &Manager, args: &[&str]) -> String {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg("--target")
+        .arg(m.pid().to_string())
+        .arg("--mount")
+        .arg("/bin/bash")
+        .arg(INSTALL_DROPIN)
+        .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("XDG_RUNTIME_DIR", m.runtime_dir())
+        .env("HOME", m.dir().join("home"))
+        .env("LANG", "C.UTF-8");
+    let out = systemd_harness::run_bounded(cmd, Duration::from_secs(60)).expect("the script");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "install-dropin.sh {args:?} failed ({}): {text}{}",
+        out.status,
+        m.context()
+    );
+    text
+}
+
+/// The gateway's pid once gateway.pid names a running gateway whose parent is the unit's
+/// main pid (gwshim), and that main pid.
+fn wait_gateway_under_unit(m: &Manager, home: &Path, not: Option<i32>, run: usize) -> (i32, u32) {
+    let pid_file = home.join("gateway.pid");
+    let state_file = home.join("gateway_state.json");
+    m.wait_until_every(
+        "a gateway under gwshim in the unit",
+        START_TIMEOUT + Duration::from_secs(10),
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state(UNIT);
+            assert!(!st.is_failed(), "{UNIT} failed: {st:?}{}", m.context());
+            let rec: Value = serde_json::from_str(&fs::read_to_string(&pid_file).ok()?).ok()?;
+            let pid = rec["pid"].as_i64()? as i32;
+            let state: Value = serde_json::from_str(&fs::read_to_string(&state_file).ok()?).ok()?;
+            (st.is_running()
+                && Some(pid) != not
+                && ppid(pid) == Some(st.main_pid as i32)
+                && state["pid"].as_i64() == Some(pid as i64)
+                && state["gateway_state"] == "running"
+                && started_runs(home) >= run)
+                .then_some((pid, st.main_pid))
+        },
+    )
+}
+
+#[test]
+fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
+    let Some((venv, _one)) = setup() else { return };
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    let needle = format!("HERMES_HOME={}", hermes_home.display());
+    let _cleanup = KillOnDrop(needle);
+    m.install_unit(
+        UNIT,
+        &hermes_unit(venv, &hermes_home, &m.dir().join("home")),
+    );
+    let original = m.prop(UNIT, "ExecStart");
+    let py = venv.join("bin/python").display().to_string();
+    assert_eq!(
+        argv_of(&original),
+        format!("{py} -m hermes_cli.main gateway run"),
+        "{original}"
+    );
+
+    // The script wraps the unit's command in gwshim; a second run changes nothing.
+    let out = install_dropin(&m, &["--gwshim", GWSHIM]);
+    let dropin = m
+        .dir()
+        .join("home/.config/systemd/user")
+        .join(format!("{UNIT}.d/gwshim.conf"));
+    let first = fs::read_to_string(&dropin).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let wrapped = m.prop(UNIT, "ExecStart");
+    assert_eq!(
+        argv_of(&wrapped),
+        format!("{GWSHIM} -- {py} -m hermes_cli.main gateway run"),
+        "{wrapped}\n{first}"
+    );
+    install_dropin(&m, &["--gwshim", GWSHIM]);
+    assert_eq!(fs::read_to_string(&dropin).unwrap(), first, "idempotent");
+    assert_eq!(m.prop(UNIT, "ExecStart"), wrapped, "not gwshim in gwshim");
+
+    // `hermes gateway install` again (as after `hermes update`): a new python path in the unit.
+    // Run again, the script wraps the new command, with the options given after `--`.
+    let py3 = venv.join("bin/python3").display().to_string();
+    let unit_text = hermes_unit(venv, &hermes_home, &m.dir().join("home"))
+        .replace(&format!("ExecStart={py} "), &format!("ExecStart={py3} "));
+    m.install_unit(UNIT, &unit_text);
+    install_dropin(&m, &["--gwshim", GWSHIM, "--", "--grace", "3"]);
+    let command = format!("{py3} -m hermes_cli.main gateway run");
+    assert_eq!(
+        argv_of(&m.prop(UNIT, "ExecStart")),
+        format!("{GWSHIM} --grace 3 -- {command}")
+    );
+    let props = m.show(
+        UNIT,
+        &[
+            "KillMode",
+            "RestartPreventExitStatus",
+            "RestartForceExitStatus",
+        ],
+    );
+    assert_eq!(props["KillMode"], "mixed", "{props:?}");
+    assert!(
+        props["RestartPreventExitStatus"].contains("78"),
+        "{props:?}"
+    );
+    assert!(props["RestartForceExitStatus"].contains("75"), "{props:?}");
+
+    // start: the gateway comes up as gwshim's child, gwshim the unit's main process.
+    let mark = m.log_mark();
+    m.start(UNIT);
+    let (gateway, main) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
+    let env = environ(gateway);
+    assert!(
+        env.iter()
+            .any(|v| v == "HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1"),
+        "{env:?}"
+    );
+
+    // reload: ExecReload=/bin/kill -USR1 $MAINPID reaches the gateway through gwshim; it exits
+    // 75, gwshim exits 75, systemd starts the unit again (RestartSec=5): a new gateway.
+    let t0 = Instant::now();
+    let _ = m.systemctl(&["reload", UNIT]); // may race the main process's exit; not checked
+    let (gateway2, main2) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    eprintln!("reload: new gateway after {:.1?}", t0.elapsed());
+    assert_ne!(main2, main);
+    m.wait_log(
+        mark,
+        &format!("child pid {gateway} exited 75; exiting 75"),
+        Duration::from_secs(5),
+    );
+    let st = m.state(UNIT);
+    assert_eq!(st.n_restarts, 1, "{st:?}");
+
+    // stop: the gateway exits 1 (an unexpected SIGTERM), gwshim 0: inactive, not failed.
+    m.stop(UNIT);
+    let st = m.wait_state(UNIT, Duration::from_secs(10), |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
+    assert_eq!(st.result, "success", "{st:?}");
+    m.wait_log(
+        mark,
+        &format!("child pid {gateway2} exited 1; exiting 0"),
+        Duration::from_secs(5),
+    );
+    assert!(!exists(gateway2));
+    assert!(!hermes_home.join("gateway.pid").exists());
+
+    // --remove puts the original command back.
+    install_dropin(&m, &["--remove"]);
+    assert!(!dropin.exists());
+    assert_eq!(argv_of(&m.prop(UNIT, "ExecStart")), command);
+}
+
+/// Kills, by pid, every process whose environment holds this entry, when dropped.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for _ in 0..20 {
+            let pids = processes_with_env(&self.0);
+            if pids.is_empty() {
+                return;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `argv[]=` part of a `systemctl show -p ExecStart` value.
+fn argv_of(exec_start: &str) -> &str {
+    exec_start
+        .split_once("argv[]=")
+        .and_then(|(_, r)| r.split_once(" ;"))
+        .map_or("", |(a, _)| a)
+}
+
+/// The control: the same unit without the drop-in. `systemctl stop` is an "unexpected" SIGTERM
+/// for the gateway, it exits 1, and the unit ends `failed` (the false alarm the drop-in removes).
+#[test]
+fn systemd_unit_without_gwshim_ends_failed_on_stop() {
+    let Some((venv, _one)) = setup() else { return };
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
+    m.install_unit(
+        UNIT,
+        &hermes_unit(venv, &hermes_home, &m.dir().join("home")),
+    );
+    m.start(UNIT);
+    let pid_file = hermes_home.join("gateway.pid");
+    let st = m.wait_until_every(
+        "the gateway to be up",
+        START_TIMEOUT,
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state(UNIT);
+            let rec: Value = serde_json::from_str(&fs::read_to_string(&pid_file).ok()?).ok()?;
+            (st.is_running()
+                && rec["pid"].as_i64() == Some(st.main_pid as i64)
+                && started_runs(&hermes_home) >= 1)
+                .then_some(st)
+        },
+    );
+    m.stop(UNIT);
+    let end = m.wait_state(UNIT, Duration::from_secs(10), |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    assert_eq!(end.active, "failed", "{end:?}{}", m.context());
+    assert_eq!(end.exec_main_status, 1, "{end:?}");
+    assert!(!exists(st.main_pid as i32));
+}
