@@ -43,17 +43,15 @@ pub struct SpawnFailure {
     pub status: i32,
 }
 
-/// The child's environment as NUL-terminated `NAME=VALUE` entries, and the entries whose
-/// value must become the child's pid (they hold room for it).
+/// The child's environment: gwshim's, less its own GWSHIM_* settings, with
+/// HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 unless set (and asked for), and the overrides.
 pub fn child_env(
     parent: impl IntoIterator<Item = (OsString, OsString)>,
     setup_supervisor: bool,
     overrides: &[(OsString, Option<OsString>)],
-    own_pid: u32,
-) -> (Vec<Vec<u8>>, Vec<usize>) {
+) -> Vec<(OsString, OsString)> {
     let mut vars: Vec<(OsString, OsString)> = parent
         .into_iter()
-        // gwshim's own settings are not the child's business.
         .filter(|(k, _)| !k.as_bytes().starts_with(b"GWSHIM_"))
         .collect();
     if setup_supervisor && !vars.iter().any(|(k, _)| k == SUPERVISOR_ENV) {
@@ -65,23 +63,41 @@ pub fn child_env(
             vars.push((key.clone(), v.clone()));
         }
     }
+    vars
+}
+
+/// The variables (LISTEN_PID, WATCHDOG_PID) that name gwshim and must name the child.
+pub fn pid_slots(vars: &[(OsString, OsString)], own_pid: u32) -> Vec<usize> {
     let own = own_pid.to_string();
-    let mut pid_slots = Vec::new();
-    let entries = vars
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            let mut e = [k.as_bytes(), b"=", v.as_bytes()].concat();
-            if PID_VARS.iter().any(|p| k == p) && v.as_bytes() == own.as_bytes() {
-                pid_slots.push(i);
-                e.truncate(k.len() + 1);
-                e.resize(k.len() + 1 + 20, 0); // room for any pid
-            }
-            e.push(0);
-            e
-        })
-        .collect();
-    (entries, pid_slots)
+    (0..vars.len())
+        .filter(|&i| PID_VARS.iter().any(|p| vars[i].0 == *p) && vars[i].1 == *own)
+        .collect()
+}
+
+/// `NAME=VALUE` entries, NUL-terminated, for execve; the `slots` get room for any pid.
+pub fn env_entries(vars: &[(OsString, OsString)], slots: &[usize]) -> Vec<Vec<u8>> {
+    let entries = vars.iter().enumerate().map(|(i, (k, v))| {
+        let mut e = [k.as_bytes(), b"="].concat();
+        match slots.contains(&i) {
+            true => e.resize(k.len() + 1 + 20, 0),
+            false => e.extend_from_slice(v.as_bytes()),
+        }
+        e.push(0);
+        e
+    });
+    entries.collect()
+}
+
+/// Whether the child needs nothing done between fork and exec beyond what std's spawn does
+/// itself (empty signal mask, SIGPIPE at its default), so std may take its cheaper path
+/// (posix_spawn, a vfork). Pure.
+pub fn plain_start(setup: &Setup, pid_slots: &[usize], sigpipe_ignored: bool) -> bool {
+    pid_slots.is_empty()
+        && setup.pdeathsig.is_none()
+        && setup.mask == SigSet::empty()
+        && !sigpipe_ignored
+        && matches!(setup.sigchld.handler(), SigHandler::SigDfl)
+        && setup.sigchld.flags().is_empty()
 }
 
 /// Writes `pid` in decimal after the '=' of `entry`, NUL-terminated. No allocation: it
@@ -167,12 +183,23 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         .iter()
         .map(|a| cstring(a.as_bytes(), "an argument"))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut env, pid_slots) = child_env(
+    let vars = child_env(
         std::env::vars_os(),
         setup.supervisor_env,
         &setup.env_overrides,
-        std::process::id(),
     );
+    let pid_slots = pid_slots(&vars, std::process::id());
+    // Command resets SIGPIPE to the default in the child; an inherited SIG_IGN goes back.
+    let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
+    let mut cmd = Command::new(&path);
+    if plain_start(setup, &pid_slots, sigpipe_ignored) {
+        cmd.args(&command[1..]).env_clear().envs(vars);
+        if setup.own_group {
+            cmd.process_group(0);
+        }
+        return started(cmd, command, &path);
+    }
+    let mut env = env_entries(&vars, &pid_slots);
     // execve's NULL-terminated pointer arrays, held as addresses: pre_exec wants a Send
     // closure and raw pointers are not. The strings they point to live in the closure too.
     let mut argv: Vec<usize> = c_args.iter().map(|a| a.as_ptr() as usize).collect();
@@ -185,9 +212,6 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     // Captured before fork: the child compares its parent with it.
     let gwshim = nix::unistd::getpid();
 
-    let mut cmd = Command::new(&path);
-    // Command resets SIGPIPE to the default in the child; give back an inherited SIG_IGN.
-    let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
@@ -225,13 +249,17 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
             Err(io::Error::last_os_error())
         });
     }
+    started(cmd, command, &path)
+}
+
+fn started(mut cmd: Command, command: &[OsString], path: &Path) -> Result<Pid, SpawnFailure> {
     match cmd.spawn() {
         Ok(child) => {
             let pid = Pid::from_raw(child.id() as i32);
             info!("started {} as pid {pid}", describe(command));
             Ok(pid)
         }
-        Err(e) => Err(failure(&path, &e)),
+        Err(e) => Err(failure(path, &e)),
     }
 }
 
@@ -297,54 +325,88 @@ mod tests {
             .collect()
     }
 
+    fn pairs(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
     #[test]
     fn builds_the_child_environment() {
-        let parent = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
-            pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
-        };
-        let (env, slots) = child_env(parent(&[("A", "1"), ("GWSHIM_GRACE", "3")]), true, &[], 7);
-        assert_eq!(
-            env_of(&env),
-            ["A=1", "HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1"]
-        );
-        assert!(slots.is_empty());
-        let (env, _) = child_env(
-            parent(&[("HERMES_GATEWAY_EXTERNAL_SUPERVISOR", "0")]),
-            true,
-            &[],
-            7,
-        );
-        assert_eq!(env_of(&env), ["HERMES_GATEWAY_EXTERNAL_SUPERVISOR=0"]);
-        let (env, _) = child_env(parent(&[("A", "1")]), false, &[], 7);
-        assert_eq!(env_of(&env), ["A=1"]);
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let table: &[(Vars, bool, Vars)] = &[
+            (
+                &[("A", "1"), ("GWSHIM_GRACE", "3")],
+                true,
+                &[("A", "1"), (SUPERVISOR_ENV, "1")],
+            ),
+            (&[(SUPERVISOR_ENV, "0")], true, &[(SUPERVISOR_ENV, "0")]),
+            (&[("A", "1")], false, &[("A", "1")]),
+        ];
+        for &(parent, supervisor, want) in table {
+            assert_eq!(
+                child_env(pairs(parent), supervisor, &[]),
+                pairs(want),
+                "{parent:?}"
+            );
+        }
         let overrides = [
             ("NOTIFY_SOCKET".into(), Some("/x".into())),
             ("A".into(), None),
         ];
-        let (env, _) = child_env(
-            parent(&[("A", "1"), ("NOTIFY_SOCKET", "/run/systemd/notify")]),
+        let vars = child_env(
+            pairs(&[("A", "1"), ("NOTIFY_SOCKET", "/run/systemd/notify")]),
             false,
             &overrides,
-            7,
         );
-        assert_eq!(env_of(&env), ["NOTIFY_SOCKET=/x"]);
+        assert_eq!(vars, pairs(&[("NOTIFY_SOCKET", "/x")]));
         // LISTEN_PID/WATCHDOG_PID naming gwshim get room for the child's pid; others pass.
-        let (mut env, slots) = child_env(
-            parent(&[
-                ("LISTEN_PID", "7"),
-                ("WATCHDOG_PID", "8"),
-                ("LISTEN_FDS", "2"),
-            ]),
-            false,
-            &[],
-            7,
-        );
+        let vars = pairs(&[
+            ("LISTEN_PID", "7"),
+            ("WATCHDOG_PID", "8"),
+            ("LISTEN_FDS", "2"),
+            ("X", "7"),
+        ]);
+        let slots = pid_slots(&vars, 7);
         assert_eq!(slots, vec![0]);
+        let mut env = env_entries(&vars, &slots);
         write_pid(&mut env[0], 4_194_304);
         assert_eq!(
             env_of(&env),
-            ["LISTEN_PID=4194304", "WATCHDOG_PID=8", "LISTEN_FDS=2"]
+            [
+                "LISTEN_PID=4194304",
+                "WATCHDOG_PID=8",
+                "LISTEN_FDS=2",
+                "X=7"
+            ]
         );
+    }
+
+    #[test]
+    fn takes_the_plain_start_only_when_nothing_needs_doing_after_fork() {
+        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let setup = |mask: SigSet, sigchld: SigAction, pdeathsig: Option<i32>| Setup {
+            mask,
+            sigchld,
+            own_group: true,
+            supervisor_env: true,
+            env_overrides: Vec::new(),
+            pdeathsig,
+        };
+        let mut usr2 = SigSet::empty();
+        usr2.add(Signal::SIGUSR2);
+        let e = SigSet::empty();
+        // (setup, pid slots, SIGPIPE ignored at start) -> plain
+        let table = [
+            (setup(e, dfl, None), vec![], false, true),
+            (setup(e, dfl, None), vec![0], false, false),
+            (setup(e, dfl, None), vec![], true, false),
+            (setup(usr2, dfl, None), vec![], false, false),
+            (setup(e, ign, None), vec![], false, false),
+            (setup(e, dfl, Some(15)), vec![], false, false),
+        ];
+        for (i, (s, slots, pipe, want)) in table.iter().enumerate() {
+            assert_eq!(plain_start(s, slots, *pipe), *want, "row {i}");
+        }
     }
 
     #[test]
