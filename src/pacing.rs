@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Exponential backoff for children that fail fast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl History {
 
     /// Adds a start at `now`, forgetting what no start limit can need any more.
     pub fn record_start(&mut self, now: u64, keep_for: Duration) {
-        let horizon = now.saturating_sub(keep_for.as_millis() as u64);
+        let horizon = now.saturating_sub(millis(keep_for));
         self.starts.retain(|&t| t >= horizon && t <= now);
         self.starts.push(now);
         let excess = self.starts.len().saturating_sub(MAX_STARTS);
@@ -102,10 +102,17 @@ pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
     if s.interval.is_zero() || burst == 0 || starts.len() < burst {
         return Duration::ZERO;
     }
+    let window = s.interval.saturating_add(margin(s.interval));
     let oldest_in_window = starts[starts.len() - burst];
-    let earliest_next = oldest_in_window + (s.interval + margin(s.interval)).as_millis() as u64;
-    let next_if_now = now + s.restart_sec.as_millis() as u64;
-    Duration::from_millis(earliest_next.saturating_sub(next_if_now))
+    let earliest_next = oldest_in_window.saturating_add(millis(window));
+    let next_if_now = now.saturating_add(millis(s.restart_sec));
+    // Start times from a state file another writer garbled may lie in the future: never
+    // wait longer than a whole window.
+    Duration::from_millis(earliest_next.saturating_sub(next_if_now)).min(window)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The delay before the next start after `fast_failures` fast failures in a row.
@@ -345,9 +352,9 @@ pub enum WaitEnd {
 
 /// Waits `wait`, reaping orphans; a stop signal ends the wait at once.
 pub fn wait(signals: &Signals, wait: Duration, main: Pid) -> WaitEnd {
-    let deadline = Instant::now() + wait;
+    let deadline = timespan::deadline(wait);
     loop {
-        match signals.wait(Some(deadline)) {
+        match signals.wait(deadline) {
             Ok(None) => return WaitEnd::Elapsed,
             Ok(Some(d)) if d.signo == nix::libc::SIGCHLD => {
                 reap::reap_ended(main);
@@ -457,7 +464,10 @@ impl Pacer {
         let boot_id = boot_id();
         if let Some(store) = &store {
             let mut history = store.load(&boot_id);
-            history.record_start(now_ms(), settings.interval + margin(settings.interval));
+            history.record_start(
+                now_ms(),
+                settings.interval.saturating_add(margin(settings.interval)),
+            );
             store.save(&history);
             debug!(
                 "pacing {service}: {settings:?}; {} recent starts",
@@ -553,6 +563,9 @@ mod tests {
             ),
             // long past: no wait
             (&[0, 1, 2, 3, 4], 50_000, ms(0)),
+            // a garbled state file (found by fuzzing): no overflow, never over one window
+            (&[u64::MAX; 5], 5, ms(11_000)),
+            (&[u64::MAX; 5], u64::MAX, ms(0)),
         ];
         for &(starts, now, want) in table {
             assert_eq!(rate_wait(starts, now, &s), want, "{starts:?} now={now}");
