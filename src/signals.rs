@@ -72,7 +72,13 @@ impl Signals {
                 .read_signal()
                 .context(|| "reading the signalfd".into())?
             {
-                return Ok(Event::Signal(info.into()));
+                let d = Delivery::from(info);
+                if is_own_sigpipe(d, std::process::id()) {
+                    // Not logged: the write that raised it failed, and so would the log line,
+                    // raising another.
+                    continue;
+                }
+                return Ok(Event::Signal(d));
             }
             let timeout = match deadline {
                 None => PollTimeout::NONE,
@@ -102,6 +108,15 @@ impl Signals {
             }
         }
     }
+}
+
+/// A SIGPIPE that gwshim's own write raised (a log line to a stderr pipe nobody reads): the
+/// kernel sends it to the writer as if the writer had sent it (SI_USER, its own pid). It is
+/// no signal for the child; forwarding it would kill a child with the default action, and
+/// its debug line would raise the next one, for ever. A SIGPIPE that another process sent
+/// with kill(2) is forwarded as usual. Pure.
+pub fn is_own_sigpipe(d: Delivery, own_pid: u32) -> bool {
+    d.signo == libc::SIGPIPE && !d.from_kernel && d.sender == own_pid
 }
 
 /// What woke the event loop.
@@ -295,6 +310,22 @@ pub fn name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_its_own_sigpipe_from_a_sent_one() {
+        let d = |signo, from_kernel, sender| Delivery {
+            signo,
+            from_kernel,
+            sender,
+        };
+        assert!(is_own_sigpipe(d(libc::SIGPIPE, false, 42), 42));
+        assert!(
+            !is_own_sigpipe(d(libc::SIGPIPE, false, 7), 42),
+            "sent by pid 7"
+        );
+        assert!(!is_own_sigpipe(d(libc::SIGPIPE, true, 42), 42));
+        assert!(!is_own_sigpipe(d(libc::SIGUSR1, false, 42), 42));
+    }
 
     #[test]
     fn parses_signal_names() {
