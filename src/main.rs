@@ -14,18 +14,21 @@ fn main() {
     let signals = match signals::Signals::block_all() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("gwshim: error: {e}");
+            say(&mut std::io::stderr(), &format!("gwshim: error: {e}\n"));
             exit_with(1);
         }
     };
     let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
-            print!("{text}");
+            say(&mut std::io::stdout(), &text);
             exit_with(status);
         }
         Err(cli::Usage(problem)) => {
-            eprintln!("gwshim: {problem} (see 'gwshim --help')");
+            say(
+                &mut std::io::stderr(),
+                &format!("gwshim: {problem} (see 'gwshim --help')\n"),
+            );
             exit_with(2);
         }
     };
@@ -129,6 +132,13 @@ fn main() {
             signals::die_of(s);
         }
     }
+}
+
+/// Writes a message before logging is set up. Unlike print! it never panics: a closed
+/// stdout or stderr, or a pipe nobody reads (EPIPE; SIGPIPE is blocked), loses the message
+/// but not the exit status.
+fn say(to: &mut dyn std::io::Write, text: &str) {
+    let _ = to.write_all(text.as_bytes()).and_then(|()| to.flush());
 }
 
 /// The sd_notify relay, when systemd gave gwshim a NOTIFY_SOCKET and it is not turned off.
