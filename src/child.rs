@@ -18,10 +18,40 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub const SUPERVISOR_ENV: &str = "HERMES_GATEWAY_EXTERNAL_SUPERVISOR";
 /// Variables that name the process systemd meant; the child gets its own pid in them.
 const PID_VARS: [&str; 2] = ["LISTEN_PID", "WATCHDOG_PID"];
+
+/// Which of fds 0-2 were closed when gwshim started (bit N for fd N), read before main:
+/// Rust's runtime then opens /dev/null on each (so none of gwshim's own files can land on
+/// them and take log lines), and the child gets them closed again, as gwshim got them.
+static CLOSED_AT_START: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn record_closed_stdio() {
+    let mut closed = 0u8;
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads the descriptor's flags; -1 (EBADF) means it is closed.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            closed |= 1 << fd;
+        }
+    }
+    CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+#[used]
+// SAFETY: .init_array holds plain `extern "C" fn()` pointers run once before main (before
+// Rust's runtime reopens closed standard fds); record_closed_stdio only calls fcntl(2) and
+// stores an atomic.
+#[unsafe(link_section = ".init_array")]
+static RECORD_CLOSED_STDIO: extern "C" fn() = record_closed_stdio;
+
+/// The standard fds (0-2) that gwshim was started without.
+pub fn closed_at_start() -> Vec<i32> {
+    let closed = CLOSED_AT_START.load(Ordering::Relaxed);
+    (0..3).filter(|fd| closed & (1 << fd) != 0).collect()
+}
 
 /// What the child needs that gwshim changed for itself.
 pub struct Setup {
@@ -182,6 +212,7 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
 
     let pdeathsig = setup.pdeathsig;
+    let closed_stdio = closed_at_start();
     // Captured before fork: the child compares its parent with it.
     let gwshim = nix::unistd::getpid();
 
@@ -190,7 +221,7 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
+    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit, close,
     // execve); it writes into buffers allocated before the fork and pushes into `envp` within
     // its reserved capacity (io::Error from an errno does not allocate).
     unsafe {
@@ -219,6 +250,9 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
                 && nix::unistd::getppid() != gwshim
             {
                 die_of(sig);
+            }
+            for &fd in &closed_stdio {
+                libc::close(fd);
             }
             let _keep = &c_args;
             libc::execve(c_path.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
