@@ -54,6 +54,8 @@ impl History {
         let mut lines = text.lines();
         (lines.next()? == HEADER).then_some(())?;
         let boot_id = lines.next()?.strip_prefix("boot ")?.to_string();
+        // One word, as the kernel's boot id is (a trailing '\r' would not survive a render).
+        (!boot_id.contains(|c: char| c.is_whitespace() || c.is_control())).then_some(())?;
         let fast_failures = lines.next()?.strip_prefix("fast-failures ")?.parse().ok()?;
         let starts: Vec<u64> = lines
             .next()?
@@ -648,6 +650,9 @@ mod tests {
             "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 5 1\n",
             "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 1\nextra\n",
             "gwshim-pacing 2\nboot abc\nfast-failures 0\nstarts 1\n",
+            // found by fuzzing: a boot id that would not render back to itself
+            "gwshim-pacing 1\nboot c\r\r\nfast-failures 3\nstarts 999\n",
+            "gwshim-pacing 1\nboot a b\nfast-failures 0\nstarts\n",
         ] {
             assert_eq!(History::parse(bad), None, "{bad:?}");
         }
