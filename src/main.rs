@@ -4,7 +4,7 @@
 use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
-    child, cli, exit, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
+    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
 };
 use log::{error, info, warn};
 use std::process::exit as exit_with;
@@ -65,9 +65,13 @@ fn main() {
         env_overrides,
         pdeathsig: config.pdeathsig,
     };
+    guard::install();
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
-        Ok(pid) => pid,
+        Ok(pid) => {
+            guard::watch(pid, config.group);
+            pid
+        }
         Err(failure) => {
             error!("{}", failure.message);
             drop(relay); // removes its socket; exit() runs no destructors
@@ -89,6 +93,7 @@ fn main() {
             restart_requested: false,
         }
     });
+    guard::forget();
     let uptime = started.elapsed();
     drop(relay);
     if !config.leave_orphans {
