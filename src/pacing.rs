@@ -269,6 +269,9 @@ impl Store {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
+        // One left by an earlier gwshim with this pid, SIGKILLed between create and rename:
+        // the folder is private and the pid now ours, so it is stale.
+        let _ = fs::remove_file(&tmp);
         let result = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -656,6 +659,27 @@ mod tests {
         ] {
             assert_eq!(History::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn saves_over_a_temporary_file_left_by_a_killed_writer() {
+        let dir = std::env::temp_dir().join(format!("gwshim-unit-{}-tmp", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store = Store {
+            path: dir.join("svc.pacing"),
+        };
+        let stale = dir.join(format!("svc.tmp{}", std::process::id()));
+        fs::write(&stale, "gwshim-pacing 1\nboot x\nfast-f").unwrap();
+        let h = History {
+            boot_id: "b".into(),
+            starts: vec![7],
+            fast_failures: 1,
+        };
+        store.save(&h);
+        assert_eq!(store.load("b"), h);
+        assert!(!stale.exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
