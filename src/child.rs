@@ -18,10 +18,40 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub const SUPERVISOR_ENV: &str = "HERMES_GATEWAY_EXTERNAL_SUPERVISOR";
 /// Variables that name the process systemd meant; the child gets its own pid in them.
 const PID_VARS: [&str; 2] = ["LISTEN_PID", "WATCHDOG_PID"];
+
+/// Which of fds 0-2 were closed when gwshim started (bit N for fd N), read before main:
+/// Rust's runtime then opens /dev/null on each (so none of gwshim's own files can land on
+/// them and take log lines), and the child gets them closed again, as gwshim got them.
+static CLOSED_AT_START: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn record_closed_stdio() {
+    let mut closed = 0u8;
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only reads the descriptor's flags; -1 (EBADF) means it is closed.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            closed |= 1 << fd;
+        }
+    }
+    CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+#[used]
+// SAFETY: .init_array holds plain `extern "C" fn()` pointers run once before main (before
+// Rust's runtime reopens closed standard fds); record_closed_stdio only calls fcntl(2) and
+// stores an atomic.
+#[unsafe(link_section = ".init_array")]
+static RECORD_CLOSED_STDIO: extern "C" fn() = record_closed_stdio;
+
+/// The standard fds (0-2) that gwshim was started without.
+pub fn closed_at_start() -> Vec<i32> {
+    let closed = CLOSED_AT_START.load(Ordering::Relaxed);
+    (0..3).filter(|fd| closed & (1 << fd) != 0).collect()
+}
 
 /// What the child needs that gwshim changed for itself.
 pub struct Setup {
@@ -86,18 +116,6 @@ pub fn env_entries(vars: &[(OsString, OsString)], slots: &[usize]) -> Vec<Vec<u8
         e
     });
     entries.collect()
-}
-
-/// Whether the child needs nothing done between fork and exec beyond what std's spawn does
-/// itself (empty signal mask, SIGPIPE at its default), so std may take its cheaper path
-/// (posix_spawn, a vfork). Pure.
-pub fn plain_start(setup: &Setup, pid_slots: &[usize], sigpipe_ignored: bool) -> bool {
-    pid_slots.is_empty()
-        && setup.pdeathsig.is_none()
-        && setup.mask == SigSet::empty()
-        && !sigpipe_ignored
-        && matches!(setup.sigchld.handler(), SigHandler::SigDfl)
-        && setup.sigchld.flags().is_empty()
 }
 
 /// Writes `pid` in decimal after the '=' of `entry`, NUL-terminated. No allocation: it
@@ -191,14 +209,6 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let pid_slots = pid_slots(&vars, std::process::id());
     // Command resets SIGPIPE to the default in the child; an inherited SIG_IGN goes back.
     let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
-    let mut cmd = Command::new(&path);
-    if plain_start(setup, &pid_slots, sigpipe_ignored) {
-        cmd.args(&command[1..]).env_clear().envs(vars);
-        if setup.own_group {
-            cmd.process_group(0);
-        }
-        return started(cmd, command, &path);
-    }
     let mut env = env_entries(&vars, &pid_slots);
     // execve's NULL-terminated pointer arrays, held as addresses: pre_exec wants a Send
     // closure and raw pointers are not. The strings they point to live in the closure too.
@@ -209,12 +219,14 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
 
     let pdeathsig = setup.pdeathsig;
+    let closed_stdio = closed_at_start();
     // Captured before fork: the child compares its parent with it.
     let gwshim = nix::unistd::getpid();
 
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    let mut cmd = Command::new(&path);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit,
+    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit, close,
     // execve); it writes into buffers allocated before the fork and pushes into `envp` within
     // its reserved capacity (io::Error from an errno does not allocate).
     unsafe {
@@ -243,6 +255,9 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
                 && nix::unistd::getppid() != gwshim
             {
                 die_of(sig);
+            }
+            for &fd in &closed_stdio {
+                libc::close(fd);
             }
             let _keep = &c_args;
             libc::execve(c_path.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
@@ -378,35 +393,6 @@ mod tests {
                 "X=7"
             ]
         );
-    }
-
-    #[test]
-    fn takes_the_plain_start_only_when_nothing_needs_doing_after_fork() {
-        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let setup = |mask: SigSet, sigchld: SigAction, pdeathsig: Option<i32>| Setup {
-            mask,
-            sigchld,
-            own_group: true,
-            supervisor_env: true,
-            env_overrides: Vec::new(),
-            pdeathsig,
-        };
-        let mut usr2 = SigSet::empty();
-        usr2.add(Signal::SIGUSR2);
-        let e = SigSet::empty();
-        // (setup, pid slots, SIGPIPE ignored at start) -> plain
-        let table = [
-            (setup(e, dfl, None), vec![], false, true),
-            (setup(e, dfl, None), vec![0], false, false),
-            (setup(e, dfl, None), vec![], true, false),
-            (setup(usr2, dfl, None), vec![], false, false),
-            (setup(e, ign, None), vec![], false, false),
-            (setup(e, dfl, Some(15)), vec![], false, false),
-        ];
-        for (i, (s, slots, pipe, want)) in table.iter().enumerate() {
-            assert_eq!(plain_start(s, slots, *pipe), *want, "row {i}");
-        }
     }
 
     #[test]

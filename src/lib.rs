@@ -5,6 +5,7 @@ pub mod child;
 pub mod cli;
 pub mod error;
 pub mod exit;
+pub mod guard;
 pub mod hermes;
 pub mod leftovers;
 pub mod logging;

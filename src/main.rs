@@ -4,7 +4,7 @@
 use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
-    child, cli, exit, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
+    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
 };
 use log::{error, info, warn};
 use std::process::exit as exit_with;
@@ -14,18 +14,21 @@ fn main() {
     let signals = match signals::Signals::block_all() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("gwshim: error: {e}");
+            say(&mut std::io::stderr(), &format!("gwshim: error: {e}\n"));
             exit_with(1);
         }
     };
     let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
-            print!("{text}");
+            say(&mut std::io::stdout(), &text);
             exit_with(status);
         }
         Err(cli::Usage(problem)) => {
-            eprintln!("gwshim: {problem} (see 'gwshim --help')");
+            say(
+                &mut std::io::stderr(),
+                &format!("gwshim: {problem} (see 'gwshim --help')\n"),
+            );
             exit_with(2);
         }
     };
@@ -62,9 +65,13 @@ fn main() {
         env_overrides,
         pdeathsig: config.pdeathsig,
     };
+    guard::install();
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
-        Ok(pid) => pid,
+        Ok(pid) => {
+            guard::watch(pid, config.group);
+            pid
+        }
         Err(failure) => {
             error!("{}", failure.message);
             drop(relay); // removes its socket; exit() runs no destructors
@@ -86,6 +93,7 @@ fn main() {
             restart_requested: false,
         }
     });
+    guard::forget();
     let uptime = started.elapsed();
     drop(relay);
     if !config.leave_orphans {
@@ -129,6 +137,13 @@ fn main() {
             signals::die_of(s);
         }
     }
+}
+
+/// Writes a message before logging is set up. Unlike print! it never panics: a closed
+/// stdout or stderr, or a pipe nobody reads (EPIPE; SIGPIPE is blocked), loses the message
+/// but not the exit status.
+fn say(to: &mut dyn std::io::Write, text: &str) {
+    let _ = to.write_all(text.as_bytes()).and_then(|()| to.flush());
 }
 
 /// The sd_notify relay, when systemd gave gwshim a NOTIFY_SOCKET and it is not turned off.

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Exponential backoff for children that fail fast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,8 @@ impl History {
         let mut lines = text.lines();
         (lines.next()? == HEADER).then_some(())?;
         let boot_id = lines.next()?.strip_prefix("boot ")?.to_string();
+        // One word, as the kernel's boot id is (a trailing '\r' would not survive a render).
+        (!boot_id.contains(|c: char| c.is_whitespace() || c.is_control())).then_some(())?;
         let fast_failures = lines.next()?.strip_prefix("fast-failures ")?.parse().ok()?;
         let starts: Vec<u64> = lines
             .next()?
@@ -80,7 +82,7 @@ impl History {
 
     /// Adds a start at `now`, forgetting what no start limit can need any more.
     pub fn record_start(&mut self, now: u64, keep_for: Duration) {
-        let horizon = now.saturating_sub(keep_for.as_millis() as u64);
+        let horizon = now.saturating_sub(millis(keep_for));
         self.starts.retain(|&t| t >= horizon && t <= now);
         self.starts.push(now);
         let excess = self.starts.len().saturating_sub(MAX_STARTS);
@@ -102,10 +104,17 @@ pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
     if s.interval.is_zero() || burst == 0 || starts.len() < burst {
         return Duration::ZERO;
     }
+    let window = s.interval.saturating_add(margin(s.interval));
     let oldest_in_window = starts[starts.len() - burst];
-    let earliest_next = oldest_in_window + (s.interval + margin(s.interval)).as_millis() as u64;
-    let next_if_now = now + s.restart_sec.as_millis() as u64;
-    Duration::from_millis(earliest_next.saturating_sub(next_if_now))
+    let earliest_next = oldest_in_window.saturating_add(millis(window));
+    let next_if_now = now.saturating_add(millis(s.restart_sec));
+    // Start times from a state file another writer garbled may lie in the future: never
+    // wait longer than a whole window.
+    Duration::from_millis(earliest_next.saturating_sub(next_if_now)).min(window)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The delay before the next start after `fast_failures` fast failures in a row.
@@ -260,6 +269,9 @@ impl Store {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
+        // One left by an earlier gwshim with this pid, SIGKILLed between create and rename:
+        // the folder is private and the pid now ours, so it is stale.
+        let _ = fs::remove_file(&tmp);
         let result = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -345,9 +357,9 @@ pub enum WaitEnd {
 
 /// Waits `wait`, reaping orphans; a stop signal ends the wait at once.
 pub fn wait(signals: &Signals, wait: Duration, main: Pid) -> WaitEnd {
-    let deadline = Instant::now() + wait;
+    let deadline = timespan::deadline(wait);
     loop {
-        match signals.wait(Some(deadline)) {
+        match signals.wait(deadline) {
             Ok(None) => return WaitEnd::Elapsed,
             Ok(Some(d)) if d.signo == nix::libc::SIGCHLD => {
                 reap::reap_ended(main);
@@ -457,7 +469,10 @@ impl Pacer {
         let boot_id = boot_id();
         if let Some(store) = &store {
             let mut history = store.load(&boot_id);
-            history.record_start(now_ms(), settings.interval + margin(settings.interval));
+            history.record_start(
+                now_ms(),
+                settings.interval.saturating_add(margin(settings.interval)),
+            );
             store.save(&history);
             debug!(
                 "pacing {service}: {settings:?}; {} recent starts",
@@ -553,6 +568,9 @@ mod tests {
             ),
             // long past: no wait
             (&[0, 1, 2, 3, 4], 50_000, ms(0)),
+            // a garbled state file (found by fuzzing): no overflow, never over one window
+            (&[u64::MAX; 5], 5, ms(11_000)),
+            (&[u64::MAX; 5], u64::MAX, ms(0)),
         ];
         for &(starts, now, want) in table {
             assert_eq!(rate_wait(starts, now, &s), want, "{starts:?} now={now}");
@@ -635,9 +653,33 @@ mod tests {
             "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 5 1\n",
             "gwshim-pacing 1\nboot abc\nfast-failures 0\nstarts 1\nextra\n",
             "gwshim-pacing 2\nboot abc\nfast-failures 0\nstarts 1\n",
+            // found by fuzzing: a boot id that would not render back to itself
+            "gwshim-pacing 1\nboot c\r\r\nfast-failures 3\nstarts 999\n",
+            "gwshim-pacing 1\nboot a b\nfast-failures 0\nstarts\n",
         ] {
             assert_eq!(History::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn saves_over_a_temporary_file_left_by_a_killed_writer() {
+        let dir = std::env::temp_dir().join(format!("gwshim-unit-{}-tmp", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store = Store {
+            path: dir.join("svc.pacing"),
+        };
+        let stale = dir.join(format!("svc.tmp{}", std::process::id()));
+        fs::write(&stale, "gwshim-pacing 1\nboot x\nfast-f").unwrap();
+        let h = History {
+            boot_id: "b".into(),
+            starts: vec![7],
+            fast_failures: 1,
+        };
+        store.save(&h);
+        assert_eq!(store.load("b"), h);
+        assert!(!stale.exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -68,7 +68,11 @@ impl Signals {
     /// Like `wait`, also waking when `extra` (the notify socket) has data.
     pub fn wait_for(&self, deadline: Option<Instant>, extra: Option<BorrowedFd>) -> Result<Event> {
         if deadline.is_none() && extra.is_none() {
-            return self.read().map(Event::Signal);
+            loop {
+                if let Some(d) = self.read_one()? {
+                    return Ok(Event::Signal(d));
+                }
+            }
         }
         loop {
             let timeout = match deadline {
@@ -93,7 +97,10 @@ impl Signals {
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
             // Read only what poll said is there: the signalfd blocks.
             if ready(&fds[0]) {
-                return self.read().map(Event::Signal);
+                match self.read_one()? {
+                    Some(d) => return Ok(Event::Signal(d)),
+                    None => continue,
+                }
             }
             if n == 2 && ready(&fds[1]) {
                 return Ok(Event::Readable);
@@ -104,16 +111,28 @@ impl Signals {
         }
     }
 
-    /// The next signal, waiting for one if none is pending.
-    fn read(&self) -> Result<Delivery> {
-        loop {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => return Ok(info.into()),
-                Ok(None) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context(|| "reading the signalfd".into()),
+    /// One signal from the signalfd (waiting if none is pending); None for one to drop.
+    fn read_one(&self) -> Result<Option<Delivery>> {
+        match self.fd.read_signal() {
+            Ok(Some(info)) => {
+                let d = Delivery::from(info);
+                // Not logged: the write that raised it failed, and so would the log line,
+                // raising another.
+                Ok((!is_own_sigpipe(d, std::process::id())).then_some(d))
             }
+            Ok(None) | Err(nix::errno::Errno::EINTR) => Ok(None),
+            Err(e) => Err(e).context(|| "reading the signalfd".into()),
         }
     }
+}
+
+/// A SIGPIPE that gwshim's own write raised (a log line to a stderr pipe nobody reads): the
+/// kernel sends it to the writer as if the writer had sent it (SI_USER, its own pid). It is
+/// no signal for the child; forwarding it would kill a child with the default action, and
+/// its debug line would raise the next one, for ever. A SIGPIPE that another process sent
+/// with kill(2) is forwarded as usual. Pure.
+pub fn is_own_sigpipe(d: Delivery, own_pid: u32) -> bool {
+    d.signo == libc::SIGPIPE && !d.from_kernel && d.sender == own_pid
 }
 
 /// What woke the event loop.
@@ -307,6 +326,22 @@ pub fn name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_its_own_sigpipe_from_a_sent_one() {
+        let d = |signo, from_kernel, sender| Delivery {
+            signo,
+            from_kernel,
+            sender,
+        };
+        assert!(is_own_sigpipe(d(libc::SIGPIPE, false, 42), 42));
+        assert!(
+            !is_own_sigpipe(d(libc::SIGPIPE, false, 7), 42),
+            "sent by pid 7"
+        );
+        assert!(!is_own_sigpipe(d(libc::SIGPIPE, true, 42), 42));
+        assert!(!is_own_sigpipe(d(libc::SIGUSR1, false, 42), 42));
+    }
 
     #[test]
     fn parses_signal_names() {

@@ -123,7 +123,7 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
         }
         state.stop = Some(sig);
         if state.kill_at.is_none() {
-            state.kill_at = opts.stop_timeout.map(|t| Instant::now() + t);
+            state.kill_at = opts.stop_timeout.and_then(crate::timespan::deadline);
         }
     }
     if signals::is_job_stop(sig) {

@@ -1,8 +1,13 @@
 //! Time spans as people and systemd write them: "30", "0.5", "100ms", "10s", "5min",
 //! "1min 30s", "2h". A bare number is seconds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// The longest span accepted, about 136 years: every deadline and sum gwshim makes from a
+/// span stays far from overflowing `Instant` and `Duration`.
+pub const MAX_SECS: u64 = u32::MAX as u64;
+
+/// None when the span is not one, or longer than `MAX_SECS`.
 pub fn parse(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text.is_empty() {
@@ -34,7 +39,14 @@ pub fn parse(text: &str) -> Option<Duration> {
         total += value * scale;
         rest = rest[unit_len..].trim_start();
     }
-    Duration::try_from_secs_f64(total).ok()
+    Duration::try_from_secs_f64(total)
+        .ok()
+        .filter(|d| d.as_secs() <= MAX_SECS)
+}
+
+/// `after` from now; None (no deadline) if that cannot be represented.
+pub fn deadline(after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(after)
 }
 
 /// "0.3 s", "11.2 s", "10 min" for log lines.
@@ -69,6 +81,9 @@ mod tests {
             ("10 parsecs", None),
             ("s", None),
             ("1..2", None),
+            ("4294967295", Some(Duration::from_secs(u32::MAX.into()))),
+            ("4294967296", None),
+            ("1000000000000000000000", None),
         ];
         for &(text, want) in table {
             assert_eq!(parse(text), want, "{text:?}");

@@ -11,7 +11,9 @@ Modes:
       it; --linger SECS: before that exit or death, keep recording for SECS, so a duplicate
       delivery still shows in the record. --orphans N: first start N grandchildren that outlive their parent (pids in
       DIR/orphans; they exit once DIR/release exists). --spawn-recorder: also start another
-      recorder for DIR2 (same process group).
+      recorder for DIR2 (same process group). Wayward children: --close-stdio closes fds
+      0-2, --setsid starts a new session, --setpgid starts a new process group, --stop-self
+      sends itself SIGSTOP once ready.
   info CODE [ARGS...]
       Prints its arguments, cwd, stdin, environment and signal state as KEY=HEX lines
       (values hex-encoded), writes one line to stderr, exits CODE.
@@ -68,8 +70,13 @@ def start_orphans(directory, count):
 def record(args):
     directory = args[0]
     exit_on, die_on, orphans, spawn, linger = {}, set(), 0, None, 0.0
+    wayward = set()
     rest = args[1:]
     while rest:
+        if rest[0] in ("--close-stdio", "--setsid", "--setpgid", "--stop-self"):
+            wayward.add(rest[0])
+            rest = rest[1:]
+            continue
         opt, value, rest = rest[0], rest[1], rest[2:]
         if opt == "--exit-on":
             sig, code = value.split("=")
@@ -95,7 +102,16 @@ def record(args):
         import subprocess
 
         helper = subprocess.Popen([sys.executable, os.path.abspath(__file__), "record", spawn])
+    if "--close-stdio" in wayward:
+        for fd in (0, 1, 2):
+            os.close(fd)
+    if "--setsid" in wayward:
+        os.setsid()
+    if "--setpgid" in wayward:
+        os.setpgid(0, 0)
     write_atomic(os.path.join(directory, "ready"), f"{os.getpid()} {os.getppid()} {os.getpgrp()}")
+    if "--stop-self" in wayward:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
     log = os.open(os.path.join(directory, "signals"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     deadline = time.monotonic() + LIMIT
