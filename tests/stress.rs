@@ -544,7 +544,7 @@ fn closed_stdio_reaches_the_child_closed() {
             .into_iter()
             .filter(|(n, t)| !t.contains("signalfd") && !close.contains(n))
             .collect();
-        wait_until(|| fds(child) == inherited);
+        assert!(wait_asleep(child), "sleep never went to sleep");
         assert_eq!(fds(child), inherited, "fds {close:?} closed");
     }
 }
@@ -827,7 +827,7 @@ fn fd_audit_with_every_feature_on() {
         "gwshim holds a signalfd and the relay socket: {gw:?}"
     );
     let inherited_set: BTreeSet<_> = gw.iter().filter(|e| !own.contains(e)).cloned().collect();
-    wait_until(|| fds(child) == inherited_set);
+    assert!(wait_asleep(child), "sleep never went to sleep");
     assert_eq!(fds(child), inherited_set, "exactly what gwshim inherited");
     drop(notify);
 }

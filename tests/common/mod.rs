@@ -287,3 +287,14 @@ pub fn rtmax() -> i32 {
 pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// Waits until `pid` is blocked in nanosleep (as /proc/PID/syscall says): a `sleep` whose
+/// loader and locale code have finished opening and closing files, so its fds are settled.
+pub fn wait_asleep(pid: i32) -> bool {
+    wait_until(|| {
+        fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok())
+            .is_some_and(|n| n == libc::SYS_clock_nanosleep || n == libc::SYS_nanosleep)
+    })
+}
