@@ -45,15 +45,6 @@ fn recorder(py: &str, dir: &TempDir, gw_opts: &[&str], child_opts: &[&str]) -> (
     (running, child)
 }
 
-/// Asserts gwshim exited with `code` (not by a signal).
-fn assert_code(status: ExitStatus, code: i32, what: &str, log: &str) {
-    assert_eq!(
-        (status.code(), status.signal()),
-        (Some(code), None),
-        "{what}: wanted exit {code}, got {status:?}; gwshim log:\n{log}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------
 // The exit table (README).
 

@@ -57,6 +57,19 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
     }
 }
 
+/// Waits (at most 10 s) until `path` exists.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn state_file(dir: &Path, name: &str) -> String {
     fs::read_to_string(dir.join(format!("{name}.pacing"))).unwrap_or_default()
 }
@@ -205,11 +218,7 @@ fn a_planned_restart_skips_the_backoff() {
     .arg(dir.join("child"))
     .spawn()
     .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("child.up").exists() {
-        assert!(Instant::now() < deadline, "child never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(&dir.join("child.up"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGUSR1,
@@ -250,11 +259,7 @@ fn a_requested_stop_never_waits() {
     .arg(dir.join("child"))
     .spawn()
     .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("child.up").exists() {
-        assert!(Instant::now() < deadline, "child never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(&dir.join("child.up"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

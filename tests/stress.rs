@@ -39,14 +39,6 @@ fn recorder_with(
     (running, child)
 }
 
-fn assert_code(status: ExitStatus, code: i32, what: &str, log: &str) {
-    assert_eq!(
-        (status.code(), status.signal()),
-        (Some(code), None),
-        "{what}: wanted exit {code}, got {status:?}; gwshim log:\n{log}"
-    );
-}
-
 /// A small deterministic generator (xorshift64*): the storm is the same on every run.
 struct Rng(u64);
 

@@ -298,3 +298,13 @@ pub fn wait_asleep(pid: i32) -> bool {
             .is_some_and(|n| n == libc::SYS_clock_nanosleep || n == libc::SYS_nanosleep)
     })
 }
+
+/// Asserts gwshim exited with `code` (not by a signal).
+pub fn assert_code(status: ExitStatus, code: i32, what: &str, log: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(code), None),
+        "{what}: wanted exit {code}, got {status:?}; gwshim log:\n{log}"
+    );
+}
