@@ -1,9 +1,11 @@
 //! The child: the command gwshim supervises, started with gwshim's own argv tail,
 //! environment, working directory, stdio, signal mask and signal dispositions.
 //!
-//! std's Command does the fork and reports a failed exec; the exec itself is ours (in the
-//! pre_exec closure) so that the child's environment can carry its own pid in LISTEN_PID
-//! and WATCHDOG_PID, written between fork and exec without allocating.
+//! Usually the child starts with posix_spawn (a vfork), its attributes restoring the signal
+//! mask and SIGPIPE's action. When more must happen between fork and exec (LISTEN_PID and
+//! WATCHDOG_PID must carry the child's own pid, --pdeathsig, closed stdio, an ignored
+//! SIGCHLD), std's Command does the fork and reports a failed exec, and the exec is ours, in
+//! the pre_exec closure, after those steps, without allocating.
 
 use crate::signals;
 use log::info;
@@ -118,6 +120,74 @@ pub fn env_entries(vars: &[(OsString, OsString)], slots: &[usize]) -> Vec<Vec<u8
     entries.collect()
 }
 
+/// Whether the child needs nothing done between fork and exec that posix_spawn's attributes
+/// (signal mask, SIGPIPE's default, process group) cannot do: no pid to write into its
+/// environment, no parent-death signal, SIGCHLD at its default, fds 0-2 as gwshim has them.
+/// Pure.
+pub fn plain_start(setup: &Setup, pid_slots: &[usize], stdio_closed: bool) -> bool {
+    pid_slots.is_empty()
+        && !stdio_closed
+        && setup.pdeathsig.is_none()
+        && matches!(setup.sigchld.handler(), SigHandler::SigDfl)
+        && setup.sigchld.flags().is_empty()
+}
+
+/// Starts the child with posix_spawn (a vfork: no copy of gwshim's page tables), giving it
+/// gwshim's original signal mask, SIGPIPE's original action and, with --group, its own group.
+fn posix_spawn(
+    path: &CString,
+    args: &[CString],
+    env: &[Vec<u8>],
+    setup: &Setup,
+    sigpipe_ignored: bool,
+) -> io::Result<Pid> {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr().cast()).collect();
+    envp.push(std::ptr::null());
+    let check = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    };
+    let mut flags = libc::POSIX_SPAWN_SETSIGMASK;
+    let mut default = SigSet::empty();
+    if !sigpipe_ignored {
+        default.add(Signal::SIGPIPE);
+        flags |= libc::POSIX_SPAWN_SETSIGDEF;
+    }
+    if setup.own_group {
+        flags |= libc::POSIX_SPAWN_SETPGROUP;
+    }
+    let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+    // SAFETY: `attr` is initialised by posix_spawnattr_init before any other use and destroyed
+    // after; the sets, the path and the NULL-terminated argv/envp arrays (whose strings live
+    // in `args` and `env`) outlive the call; `pid` is a valid out-pointer.
+    unsafe {
+        check(libc::posix_spawnattr_init(attr.as_mut_ptr()))?;
+        let a = attr.as_mut_ptr();
+        let mut pid: libc::pid_t = 0;
+        let result = check(libc::posix_spawnattr_setsigmask(a, setup.mask.as_ref()))
+            .and_then(|()| check(libc::posix_spawnattr_setsigdefault(a, default.as_ref())))
+            .and_then(|()| check(libc::posix_spawnattr_setpgroup(a, 0)))
+            .and_then(|()| check(libc::posix_spawnattr_setflags(a, flags as libc::c_short)))
+            .and_then(|()| {
+                check(libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    a,
+                    argv.as_ptr().cast(),
+                    envp.as_ptr().cast(),
+                ))
+            });
+        libc::posix_spawnattr_destroy(a);
+        result.map(|()| Pid::from_raw(pid))
+    }
+}
+
 /// Writes `pid` in decimal after the '=' of `entry`, NUL-terminated. No allocation: it
 /// runs between fork and exec.
 pub fn write_pid(entry: &mut [u8], pid: u32) {
@@ -209,6 +279,13 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let pid_slots = pid_slots(&vars, std::process::id());
     // Command resets SIGPIPE to the default in the child; an inherited SIG_IGN goes back.
     let sigpipe_ignored = signals::ignored_at_start(libc::SIGPIPE);
+    let closed_stdio = closed_at_start();
+    if plain_start(setup, &pid_slots, !closed_stdio.is_empty()) {
+        let env = env_entries(&vars, &[]);
+        return posix_spawn(&c_path, &c_args, &env, setup, sigpipe_ignored)
+            .inspect(|pid| info!("started {} as pid {pid}", describe(command)))
+            .map_err(|e| failure(&path, &e));
+    }
     let mut env = env_entries(&vars, &pid_slots);
     // execve's NULL-terminated pointer arrays, held as addresses: pre_exec wants a Send
     // closure and raw pointers are not. The strings they point to live in the closure too.
@@ -219,7 +296,6 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
 
     let pdeathsig = setup.pdeathsig;
-    let closed_stdio = closed_at_start();
     // Captured before fork: the child compares its parent with it.
     let gwshim = nix::unistd::getpid();
 
@@ -393,6 +469,31 @@ mod tests {
                 "X=7"
             ]
         );
+    }
+
+    #[test]
+    fn takes_posix_spawn_only_when_nothing_needs_doing_after_fork() {
+        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let setup = |sigchld: SigAction, pdeathsig: Option<i32>| Setup {
+            mask: SigSet::empty(),
+            sigchld,
+            own_group: true,
+            supervisor_env: true,
+            env_overrides: Vec::new(),
+            pdeathsig,
+        };
+        // (setup, pid slots, a std fd closed at start) -> plain
+        let table = [
+            (setup(dfl, None), vec![], false, true),
+            (setup(dfl, None), vec![0], false, false),
+            (setup(dfl, None), vec![], true, false),
+            (setup(ign, None), vec![], false, false),
+            (setup(dfl, Some(15)), vec![], false, false),
+        ];
+        for (i, (s, slots, closed, want)) in table.iter().enumerate() {
+            assert_eq!(plain_start(s, slots, *closed), *want, "row {i}");
+        }
     }
 
     #[test]
