@@ -10,8 +10,8 @@
 use crate::error::{Error, Result};
 use crate::exit::is_stop_signal;
 use crate::proc::{self, Entry};
-use crate::reap;
 use crate::signals::{self, Signals};
+use crate::{reap, timespan};
 use log::{debug, info, warn};
 use nix::libc;
 use nix::unistd::Pid;
@@ -118,11 +118,6 @@ fn pid_list(entries: &[&Entry]) -> String {
     pids.join(" ")
 }
 
-/// Seconds for logs: "5 s", "0.5 s".
-pub fn secs(d: Duration) -> String {
-    format!("{} s", d.as_secs_f64())
-}
-
 /// Ends every leftover process, as the module comment says, and reaps them. `main` is the
 /// main child (already reaped). Returns once none is left, or KILL_WAIT after SIGKILL; an
 /// error when /proc cannot tell which processes are gwshim's (then nothing was signalled).
@@ -157,7 +152,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
             "ending {} leftover processes (pids {}) with SIGTERM, grace {}",
             all.len(),
             pid_list(&all),
-            secs(opts.grace)
+            timespan::show(opts.grace)
         );
         (Phase::Term, started + opts.grace)
     };
@@ -192,7 +187,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
                 warn!(
                     "pids {} still there {} after SIGKILL (uninterruptible sleep?); exiting without them",
                     pid_list(&left),
-                    secs(KILL_WAIT)
+                    timespan::show(KILL_WAIT)
                 );
                 return Ok(());
             }
@@ -409,7 +404,5 @@ mod tests {
             },
         }];
         assert_eq!(pending(&reused, &sent).len(), 1);
-        assert_eq!(secs(Duration::from_millis(500)), "0.5 s");
-        assert_eq!(secs(DEFAULT_GRACE), "5 s");
     }
 }

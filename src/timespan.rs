@@ -49,13 +49,13 @@ pub fn deadline(after: Duration) -> Option<Instant> {
     Instant::now().checked_add(after)
 }
 
-/// "0.3 s", "11.2 s", "10 min" for log lines.
+/// "0.3 s", "5 s", "11 s", "10 min" for log lines.
 pub fn show(d: Duration) -> String {
     let s = d.as_secs_f64();
     match s {
         s if s >= 120.0 && s % 60.0 == 0.0 => format!("{} min", s / 60.0),
         s if s >= 10.0 => format!("{s:.0} s"),
-        s => format!("{s:.1} s"),
+        s => format!("{} s", format!("{s:.1}").trim_end_matches(".0")),
     }
 }
 
@@ -89,6 +89,8 @@ mod tests {
             assert_eq!(parse(text), want, "{text:?}");
         }
         assert_eq!(show(ms(300)), "0.3 s");
+        assert_eq!(show(ms(5000)), "5 s");
+        assert_eq!(show(ms(0)), "0 s");
         assert_eq!(show(ms(600_000)), "10 min");
     }
 }

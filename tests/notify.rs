@@ -188,3 +188,22 @@ fn listen_and_watchdog_pids_name_the_child_when_they_named_gwshim() {
         .expect("run");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 123456");
 }
+
+/// The fork + pre_exec start (taken when LISTEN_PID names gwshim) reports a failed exec as the
+/// plain start does: 127 not found, 126 not executable.
+#[test]
+fn exec_failures_on_the_fork_path_keep_their_status() {
+    for (command, status) in [("/nonexistent/gwshim-test", 127), ("/etc/passwd", 126)] {
+        let script = format!("LISTEN_PID=$$ exec {GWSHIM} -- {command}");
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(status),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,10 +1,12 @@
 //! Restart pacing against the real binary, outside systemd (explicit limits).
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
@@ -55,6 +57,26 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs gwshim over a shell child that touches `dir/child.up` once its traps are set, sends
+/// gwshim `sig` then, and returns how gwshim exited and what it logged.
+fn signal_when_up(dir: &Path, opts: &[&str], script: &str, sig: Signal) -> (ExitStatus, String) {
+    let mut child = gwshim(dir, opts, script)
+        .arg(dir.join("child"))
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&dir.join("child.up"));
+    kill(Pid::from_raw(child.id() as i32), sig).expect("kill");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    let mut text = String::new();
+    use std::io::Read;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut text);
+    (status, text)
 }
 
 /// Waits (at most 10 s) until `path` exists.
@@ -210,30 +232,13 @@ fn a_planned_restart_skips_the_backoff() {
         ),
     )
     .expect("plant state");
-    let mut child = gwshim(
+    let (status, text) = signal_when_up(
         &dir,
         &opts,
-        "trap 'exit 75' USR1; echo up > \"$0.up\"; while :; do sleep 0.05; done",
-    )
-    .arg(dir.join("child"))
-    .spawn()
-    .expect("spawn");
-    wait_for_file(&dir.join("child.up"));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGUSR1,
-    )
-    .expect("kill");
-    let status = wait_bounded(&mut child, Duration::from_secs(10));
+        "trap 'exit 75' USR1; touch \"$0.up\"; while :; do sleep 0.05; done",
+        Signal::SIGUSR1,
+    );
     assert_eq!(status.code(), Some(75));
-    let mut text = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut text)
-        .expect("read");
     assert!(!text.contains("waiting"), "{text}");
     assert!(
         state_file(&dir, "p").contains("fast-failures 2\n"),
@@ -244,28 +249,21 @@ fn a_planned_restart_skips_the_backoff() {
 #[test]
 fn a_requested_stop_never_waits() {
     let dir = state_dir("stop");
-    let mut child = gwshim(
+    let opts = [
+        "--name",
+        "r",
+        "--start-limit",
+        "1/60s",
+        "--backoff",
+        "60s:60s",
+    ];
+    let (status, text) = signal_when_up(
         &dir,
-        &[
-            "--name",
-            "r",
-            "--start-limit",
-            "1/60s",
-            "--backoff",
-            "60s:60s",
-        ],
+        &opts,
         "trap 'exit 1' TERM; touch \"$0.up\"; while :; do sleep 0.05; done",
-    )
-    .arg(dir.join("child"))
-    .spawn()
-    .expect("spawn");
-    wait_for_file(&dir.join("child.up"));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("kill");
-    let status = wait_bounded(&mut child, Duration::from_secs(10));
+        Signal::SIGTERM,
+    );
+    assert!(!text.contains("waiting"), "{text}");
     assert_eq!(status.code(), Some(0));
 }
 
