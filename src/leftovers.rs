@@ -122,10 +122,6 @@ fn pid_list(entries: &[&Entry]) -> String {
 /// main child (already reaped). Returns once none is left, or KILL_WAIT after SIGKILL; an
 /// error when /proc cannot tell which processes are gwshim's (then nothing was signalled).
 pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
-    let me = std::process::id() as i32;
-    if !proc_is_ours(me) {
-        return Err(Error::msg("/proc does not show gwshim's PID namespace"));
-    }
     reap::reap_ended(main);
     // Every descendant has a parent chain through a child of gwshim (orphans are adopted:
     // gwshim is a subreaper or pid 1), so with no child left there is none, and the /proc
@@ -133,6 +129,10 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
     // --group member need not be a descendant: that case still scans.
     if opts.group.is_none() && !reap::has_children() {
         return Ok(());
+    }
+    let me = std::process::id() as i32;
+    if !proc_is_ours(me) {
+        return Err(Error::msg("/proc does not show gwshim's PID namespace"));
     }
     let mut targets = select(&proc::snapshot(), me, opts.group);
     if targets.is_empty() {

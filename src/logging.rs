@@ -4,7 +4,6 @@
 
 use log::{Level, LevelFilter};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 
 /// Whether JOURNAL_STREAM ("DEVICE:INODE") names the file that stderr is.
 pub fn stderr_is_journal(journal_stream: Option<&str>, stderr: Option<(u64, u64)>) -> bool {
@@ -25,12 +24,14 @@ pub fn priority(level: Level) -> u8 {
 }
 
 fn stderr_id() -> Option<(u64, u64)> {
-    let meta = std::fs::metadata("/proc/self/fd/2").ok()?;
-    Some((meta.dev(), meta.ino()))
+    let meta = nix::sys::stat::fstat(std::io::stderr()).ok()?;
+    Some((meta.st_dev, meta.st_ino))
 }
 
 pub fn init(level: LevelFilter) {
-    let journal = stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr_id());
+    // fstat only when there is a JOURNAL_STREAM to compare with: most runs have none.
+    let stream = std::env::var("JOURNAL_STREAM").ok();
+    let journal = stream.is_some() && stderr_is_journal(stream.as_deref(), stderr_id());
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level).format(move |buf, record| {
         let tag = match record.level() {

@@ -117,8 +117,9 @@ impl Signals {
             Ok(Some(info)) => {
                 let d = Delivery::from(info);
                 // Not logged: the write that raised it failed, and so would the log line,
-                // raising another.
-                Ok((!is_own_sigpipe(d, std::process::id())).then_some(d))
+                // raising another. (getpid only for a SIGPIPE: SIGCHLD floods pass here.)
+                let own = d.signo == libc::SIGPIPE && is_own_sigpipe(d, std::process::id());
+                Ok((!own).then_some(d))
             }
             Ok(None) | Err(nix::errno::Errno::EINTR) => Ok(None),
             Err(e) => Err(e).context(|| "reading the signalfd".into()),
