@@ -7,8 +7,12 @@
 
 use crate::signals;
 use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,22 +65,40 @@ pub fn target(stored: i32) -> Option<(i32, bool)> {
 /// Reaps the child, SIGKILLing it once the grace has passed.
 fn wait_or_kill(pid: i32, group: bool) {
     let deadline = Instant::now() + PANIC_GRACE;
+    // SIGCHLD has been blocked since gwshim started, so the child's exit stays pending for
+    // this signalfd to see. Without one there is nothing to sleep on: SIGKILL at once.
+    let sigchld = SignalFd::with_flags(&SigSet::from(Signal::SIGCHLD), SfdFlags::SFD_NONBLOCK);
     loop {
         match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(WaitStatus::StillAlive) => {
-                let _ = signals::send(pid, libc::SIGKILL, group);
-                let _ = waitpid(Pid::from_raw(pid), None);
-                return;
-            }
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return,
+            Ok(WaitStatus::StillAlive) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match &sigchld {
+                    Ok(fd) if !left.is_zero() => sleep_for_sigchld(fd, left),
+                    _ => {
+                        let _ = signals::send(pid, libc::SIGKILL, group);
+                        let _ = waitpid(Pid::from_raw(pid), None);
+                        return;
+                    }
+                }
+            }
             // A stop or continue report: keep waiting for the end.
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return,
         }
     }
+}
+
+/// Sleeps until a SIGCHLD is pending or `left` has passed; then empties the signalfd.
+fn sleep_for_sigchld(fd: &SignalFd, left: Duration) {
+    // Rounded up, so the last millisecond is slept, not spun.
+    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let _ = poll(
+        &mut fds,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+    );
+    while let Ok(Some(_)) = fd.read_signal() {}
 }
 
 #[cfg(test)]
