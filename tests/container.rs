@@ -466,22 +466,45 @@ fn static_toolchain_missing() -> Option<String> {
     }
 }
 
-#[test]
-fn static_binary() {
-    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
-        return skip("the static build is for x86_64 Linux");
+/// Why `contrib/build-static.sh --small` cannot run here (nightly, rust-src, musl), if it cannot.
+fn small_toolchain_missing() -> Option<String> {
+    let sysroot = Command::new("rustc")
+        .args(["+nightly", "--print", "sysroot"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        return Some("no nightly toolchain (rustup toolchain install nightly)".into());
+    };
+    let rustlib = sysroot.join("lib/rustlib");
+    if !rustlib.join("src/rust/library/std").is_dir() {
+        return Some(
+            "no rust-src for nightly (rustup component add rust-src --toolchain nightly)".into(),
+        );
     }
-    if let Some(why) = static_toolchain_missing() {
-        return skip(&why);
+    if !rustlib.join("x86_64-unknown-linux-musl/lib").is_dir() {
+        return Some("no musl target for nightly (rustup target add x86_64-unknown-linux-musl --toolchain nightly)".into());
     }
+    None
+}
+
+/// Runs contrib/build-static.sh with `args` and returns the binary it built.
+fn build_static(args: &[&str]) -> PathBuf {
     // A target dir of its own (cached in target/static), so this never waits for the lock of
     // the cargo that runs the tests.
     let out = Command::new(format!("{MANIFEST}/contrib/build-static.sh"))
+        .args(args)
         .env("CARGO_TARGET_DIR", format!("{MANIFEST}/target/static"))
         .stderr(Stdio::inherit())
         .output()
         .expect("contrib/build-static.sh");
-    assert!(out.status.success(), "build-static.sh: {}", out.status);
+    assert!(
+        out.status.success(),
+        "build-static.sh {args:?}: {}",
+        out.status
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = stdout.lines().last().expect("the path").to_string();
     let bin = if Path::new(&path).is_absolute() {
@@ -494,7 +517,13 @@ fn static_binary() {
         bin.display(),
         fs::metadata(&bin).map(|m| m.len()).unwrap_or(0)
     );
-    match Command::new("file").arg("-b").arg(&bin).output() {
+    bin
+}
+
+/// The static binary has no interpreter, reaps and stops clean as pid 1, and runs in a root
+/// holding nothing but itself.
+fn check_static(bin: &Path, name: &str) {
+    match Command::new("file").arg("-b").arg(bin).output() {
         Ok(o) => {
             let what = String::from_utf8_lossy(&o.stdout);
             assert!(
@@ -509,11 +538,11 @@ fn static_binary() {
         return skip(&format!("the static binary's pid 1 test: {why}"));
     }
     let bin_s = bin.to_string_lossy().into_owned();
-    pid1_reaps_orphans_and_stops_clean(&bin_s, "static-pid1");
+    pid1_reaps_orphans_and_stops_clean(&bin_s, &format!("{name}-pid1"));
     // As in FROM scratch: a root holding nothing but the binary (and /proc).
-    let root = scratch("static-root");
+    let root = scratch(&format!("{name}-root"));
     fs::create_dir_all(root.join("proc")).expect("proc dir");
-    fs::copy(&bin, root.join("gwshim")).expect("copy the binary");
+    fs::copy(bin, root.join("gwshim")).expect("copy the binary");
     let root_arg = format!("--root={}", root.display());
     let status = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", &root_arg])
@@ -521,4 +550,33 @@ fn static_binary() {
         .status()
         .expect("unshare");
     assert_eq!(status.code(), Some(0), "the static gwshim in an empty root");
+}
+
+#[test]
+fn static_binary() {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return skip("the static build is for x86_64 Linux");
+    }
+    if let Some(why) = static_toolchain_missing() {
+        return skip(&why);
+    }
+    check_static(&build_static(&[]), "static");
+}
+
+#[test]
+fn static_binary_small() {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return skip("the static build is for x86_64 Linux");
+    }
+    if let Some(why) = small_toolchain_missing() {
+        return skip(&format!("build-static.sh --small: {why}"));
+    }
+    let bin = build_static(&["--small"]);
+    check_static(&bin, "small");
+    // The rebuilt std keeps panic hooks (only backtraces are gone): an exit status still maps.
+    let out = Command::new(&bin)
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .expect("running the small build");
+    assert_eq!(out.status.code(), Some(75), "the small build maps 3 to 75");
 }
