@@ -13,9 +13,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-runs=2000 signals=1000 orphans=10000 idle=10 rounds=3
+runs=2000 signals=1000 orphans=10000 idle=10 rounds=3 sig_rounds=10
 case "${1:-}" in
---quick) runs=300 signals=200 orphans=2000 idle=3 rounds=2 ;;
+--quick) runs=300 signals=200 orphans=2000 idle=3 rounds=2 sig_rounds=4 ;;
 "") ;;
 *)
 	echo "usage: $0 [--quick]" >&2
@@ -52,23 +52,30 @@ cargo build --release --quiet
 gw_dyn=$root/target/release/gwshim
 
 is_static() { ! readelf -d "$1" 2>/dev/null | grep -q NEEDED; }
+# The project's own static builds; the script prints the binary's path last.
+static_build() {
+	local out
+	out=$("$root/contrib/build-static.sh" "$@" | tail -n 1) || return 1
+	[[ $out == /* ]] || out=$root/$out
+	is_static "$out" || {
+		say "$out is not a static binary"
+		return 1
+	}
+	echo "$out"
+}
 say "building gwshim (static)"
-if [ -x "$root/contrib/build-static.sh" ]; then
-	# The project's own static build; it prints the binary's path last.
-	gw_static=$("$root/contrib/build-static.sh" | tail -n 1)
-	[[ $gw_static == /* ]] || gw_static=$root/$gw_static
-elif rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-	cargo build --release --quiet --target x86_64-unknown-linux-musl
-	gw_static=$root/target/x86_64-unknown-linux-musl/release/gwshim
-else
-	RUSTFLAGS='-C target-feature=+crt-static' \
-		cargo build --release --quiet --target x86_64-unknown-linux-gnu
-	gw_static=$root/target/x86_64-unknown-linux-gnu/release/gwshim
+gw_static=$(static_build) || exit 1
+# --small (std rebuilt without its backtrace code) needs nightly with rust-src and musl; the
+# column is left out, with a note, where they cannot be had.
+say "building gwshim (static, --small)"
+if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
+	rustup component add rust-src --toolchain nightly >/dev/null 2>&1 || true
+	rustup target add x86_64-unknown-linux-musl --toolchain nightly >/dev/null 2>&1 || true
 fi
-if ! is_static "$gw_static"; then
-	say "$gw_static is not a static binary"
-	exit 1
-fi
+gw_small=$(static_build --small) || {
+	gw_small=
+	say "no --small build (see above): its column is left out"
+}
 
 # --- the measurer and the floor --------------------------------------------------------
 work=$(mktemp -d)
@@ -95,16 +102,23 @@ fi
 measure=$work/measure
 
 # The subjects: a name, and the command line that runs a child under it.
-names=(gwshim gwshim-static tini tini-static dumb-init catatonit)
+names=(gwshim gwshim-static gwshim-small tini tini-static dumb-init catatonit)
 declare -A cmd=(
 	[gwshim]="$gw_dyn --"
 	[gwshim-static]="$gw_static --"
+	[gwshim-small]="$gw_small --"
 	[tini]="/usr/bin/tini -s --"
 	[tini-static]="/usr/bin/tini-static -s --"
 	[dumb-init]="/usr/bin/dumb-init"
 	[catatonit]="/usr/bin/catatonit --"
 )
-[ -x /usr/bin/tini-static ] || names=(gwshim gwshim-static tini dumb-init catatonit)
+drop() {
+	local keep=() n
+	for n in "${names[@]}"; do [ "$n" = "$1" ] || keep+=("$n"); done
+	names=("${keep[@]}")
+}
+[ -x /usr/bin/tini-static ] || drop tini-static
+[ -n "$gw_small" ] || drop gwshim-small
 peers=()
 for n in "${names[@]}"; do [[ $n == gwshim* ]] || peers+=("$n"); done
 
@@ -196,12 +210,13 @@ for n in "${names[@]}"; do
 done
 
 # --- 4. signal forwarding --------------------------------------------------------------
-say "signals: $signals SIGUSR2 to each shim, one at a time, in $rounds interleaved rounds"
-for ((r = 0; r < rounds; r++)); do
-	MEASURE_RAW=$work/raw.direct "$measure" signals $((signals / rounds)) direct >/dev/null
+# Many short rounds: the machine's wake-up latency drifts, and each shim must see the same.
+say "signals: $signals SIGUSR2 to each shim, one at a time, in $sig_rounds interleaved rounds"
+for ((r = 0; r < sig_rounds; r++)); do
+	MEASURE_RAW=$work/raw.direct "$measure" signals $((signals / sig_rounds)) direct >/dev/null
 	for n in "${names[@]}"; do
 		# shellcheck disable=SC2086
-		MEASURE_RAW=$work/raw.$n "$measure" signals $((signals / rounds)) "$n" ${cmd[$n]} |
+		MEASURE_RAW=$work/raw.$n "$measure" signals $((signals / sig_rounds)) "$n" ${cmd[$n]} |
 			awk '$6 != 0 {print "bench: " $2 ": " $6 " signals never reached the child"}' >&2
 	done
 done
@@ -229,8 +244,8 @@ cat <<EOF
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average before the run: $load
 - peers (Debian packages): tini $(version tini), dumb-init $(version dumb-init), catatonit $(version catatonit)
-- gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static build: ${gw_static#"$root"/}
-- runs: $runs spawns each; $signals signals each, in $rounds rounds; $orphans orphans each, $rounds rounds (medians); ${idle} s idle windows
+- gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static builds: ${gw_static#"$root"/}${gw_small:+, ${gw_small#"$root"/} (--small, $(rustup run nightly rustc --version))}
+- runs: $runs spawns each; $signals signals each, in $sig_rounds rounds; $orphans orphans each, $rounds rounds (medians); ${idle} s idle windows
 
 References, same run: $(awk '$2 == "true" || $2 ~ /^floor-/ {printf "%s%s **%s µs** median (%s µs CPU)", sep, ($2 == "true" ? "bare `/bin/true`" : $2 " (static C: fork, exec, wait)"), $3, $8; sep = "; "}' "$work/spawn"). The floor below is $floor. A signal sent straight to the child, no shim: **$(awk '$1 == "sig_med" && $2 == "direct" {print $3}' "$results") µs** median, $(awk '$1 == "sig_p99" && $2 == "direct" {print $3}' "$results") µs p99.
 
