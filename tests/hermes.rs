@@ -990,12 +990,28 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
         "{original}"
     );
 
-    // The script wraps the unit's command in gwshim; a second run changes nothing.
-    let out = install_dropin(&m, &["--gwshim", GWSHIM]);
     let dropin = m
         .dir()
         .join("home/.config/systemd/user")
         .join(format!("{UNIT}.d/gwshim.conf"));
+    // --dry-run prints the drop-in it would write, and changes nothing.
+    let dry = install_dropin(&m, &["--gwshim", GWSHIM, "--dry-run"]);
+    assert!(
+        dry.contains(&format!("# {}", dropin.display()))
+            && dry.contains(&format!(
+                "ExecStart={GWSHIM} -- {py} -m hermes_cli.main gateway run"
+            )),
+        "{dry}"
+    );
+    assert!(!dropin.exists(), "--dry-run wrote {}", dropin.display());
+    assert_eq!(
+        m.prop(UNIT, "ExecStart"),
+        original,
+        "--dry-run changed the unit"
+    );
+
+    // The script wraps the unit's command in gwshim; a second run changes nothing.
+    let out = install_dropin(&m, &["--gwshim", GWSHIM]);
     let first = fs::read_to_string(&dropin).unwrap_or_else(|e| panic!("{e}: {out}"));
     let wrapped = m.prop(UNIT, "ExecStart");
     assert_eq!(
@@ -1075,7 +1091,13 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     assert!(!exists(gateway2));
     assert!(!hermes_home.join("gateway.pid").exists());
 
-    // --remove puts the original command back.
+    // --remove --dry-run names the file and leaves it; --remove puts the original command back.
+    let dry = install_dropin(&m, &["--remove", "--dry-run"]);
+    assert!(
+        dry.contains(&format!("would remove {}", dropin.display())),
+        "{dry}"
+    );
+    assert!(dropin.exists(), "--remove --dry-run removed the drop-in");
     install_dropin(&m, &["--remove"]);
     assert!(!dropin.exists());
     assert_eq!(argv_of(&m.prop(UNIT, "ExecStart")), command);
