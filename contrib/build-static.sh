@@ -6,6 +6,7 @@
 #   GWSHIM_STATIC=gnu contrib/build-static.sh   # force one: musl or gnu
 #   contrib/build-static.sh --small    # musl, with std rebuilt without its backtrace code:
 #                                      # about 430 KB instead of 750 (needs nightly, below)
+#   GWSHIM_NIGHTLY=nightly-2026-05-19 contrib/build-static.sh --small   # a pinned nightly
 #
 # musl:  rustup target add x86_64-unknown-linux-musl   (musl is static by default)
 # gnu:   needs glibc's static libraries (libc6-dev: libc.a); built with -C target-feature=+crt-static
@@ -28,7 +29,8 @@ case ${1:-} in
 "") ;;
 --small)
     # rustup's own runner: $CARGO (set when cargo runs this) is a bare cargo, not rustup's.
-    small=1 rustc="rustup run nightly rustc" cargo="rustup run nightly cargo"
+    nightly=${GWSHIM_NIGHTLY:-nightly}
+    small=1 rustc="rustup run $nightly rustc" cargo="rustup run $nightly cargo"
     ;;
 *)
     echo "usage: $0 [--small]" >&2
@@ -41,7 +43,7 @@ if [ -n "$small" ]; then
     if ! $rustc --version >/dev/null 2>&1 ||
         [ ! -d "$($rustc --print sysroot)/lib/rustlib/src/rust/library/std" ] ||
         ! has_target "$target"; then
-        echo "build-static: --small needs a nightly toolchain with rust-src and the $target target (rustup toolchain install nightly --component rust-src --target $target)" >&2
+        echo "build-static: --small needs the $nightly toolchain with rust-src and the $target target (rustup toolchain install $nightly --component rust-src --target $target)" >&2
         exit 3
     fi
     export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"

@@ -468,15 +468,19 @@ fn static_toolchain_missing() -> Option<String> {
 
 /// Why `contrib/build-static.sh --small` cannot run here (nightly, rust-src, musl), if it cannot.
 fn small_toolchain_missing() -> Option<String> {
-    let sysroot = Command::new("rustc")
-        .args(["+nightly", "--print", "sysroot"])
+    // The toolchain build-static.sh --small uses.
+    let nightly = std::env::var("GWSHIM_NIGHTLY").unwrap_or_else(|_| "nightly".into());
+    let sysroot = Command::new("rustup")
+        .args(["run", &nightly, "rustc", "--print", "sysroot"])
         .stderr(Stdio::null())
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let Some(sysroot) = sysroot else {
-        return Some("no nightly toolchain (rustup toolchain install nightly)".into());
+        return Some(format!(
+            "no {nightly} toolchain (rustup toolchain install {nightly})"
+        ));
     };
     let rustlib = sysroot.join("lib/rustlib");
     if !rustlib.join("src/rust/library/std").is_dir() {
@@ -485,7 +489,9 @@ fn small_toolchain_missing() -> Option<String> {
         );
     }
     if !rustlib.join("x86_64-unknown-linux-musl/lib").is_dir() {
-        return Some("no musl target for nightly (rustup target add x86_64-unknown-linux-musl --toolchain nightly)".into());
+        return Some(format!(
+            "no musl target for {nightly} (rustup target add x86_64-unknown-linux-musl --toolchain {nightly})"
+        ));
     }
     None
 }

@@ -369,20 +369,7 @@ impl Home {
 
     /// Kills, by pid, every process whose environment names this HERMES_HOME.
     fn kill_all(&self) {
-        let needle = format!("HERMES_HOME={}", self.hermes_home.display());
-        for _ in 0..20 {
-            let pids = processes_with_env(&needle);
-            if pids.is_empty() {
-                return;
-            }
-            for p in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            sleep(Duration::from_millis(100));
-        }
+        kill_processes_with_env(&format!("HERMES_HOME={}", self.hermes_home.display()));
     }
 }
 
@@ -455,6 +442,24 @@ fn started_runs(hermes_home: &Path) -> usize {
         .unwrap_or_default()
         .matches("Gateway housekeeping started")
         .count()
+}
+
+/// SIGKILLs, by pid, every process whose environment holds `entry`, until none is left (for
+/// two seconds at most).
+fn kill_processes_with_env(entry: &str) {
+    for _ in 0..20 {
+        let pids = processes_with_env(entry);
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        sleep(Duration::from_millis(100));
+    }
 }
 
 /// The pids (not our own) whose /proc/PID/environ holds exactly `entry`.
@@ -1108,19 +1113,7 @@ struct KillOnDrop(String);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for _ in 0..20 {
-            let pids = processes_with_env(&self.0);
-            if pids.is_empty() {
-                return;
-            }
-            for p in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            sleep(Duration::from_millis(100));
-        }
+        kill_processes_with_env(&self.0);
     }
 }
 
