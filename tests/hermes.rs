@@ -506,17 +506,8 @@ fn exists(pid: i32) -> bool {
 }
 
 /// Polls `cond` every 50 ms for at most `limit`.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        sleep(Duration::from_millis(50));
-    }
+fn wait_for(limit: Duration, cond: impl FnMut() -> bool) -> bool {
+    common::wait_within(limit, Duration::from_millis(50), cond)
 }
 
 /// The environment of a process, as KEY=VALUE strings.

@@ -194,8 +194,13 @@ pub fn wait_timeout(proc: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// Polls `cond` until it holds or TIMEOUT passes; returns whether it held.
-pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + TIMEOUT;
+pub fn wait_until(cond: impl FnMut() -> bool) -> bool {
+    wait_within(TIMEOUT, Duration::from_millis(5), cond)
+}
+
+/// Polls `cond` every `step` until it holds or `limit` passes; returns whether it held.
+pub fn wait_within(limit: Duration, step: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
     loop {
         if cond() {
             return true;
@@ -203,7 +208,7 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() > end {
             return false;
         }
-        sleep(Duration::from_millis(5));
+        sleep(step);
     }
 }
 
