@@ -293,6 +293,42 @@ fn pid1_ends_leftovers_before_exiting() {
     assert!(namespace_members(gwshim).is_empty());
 }
 
+/// As pid 1 of a PID namespace that kept the host's /proc (`unshare --pid` without
+/// --mount-proc), /proc's pid 1 and its descendants are the host's, not gwshim's: gwshim must
+/// not pick leftovers from there. It says so and leaves its leftover to the kernel, which
+/// kills the namespace when its pid 1 exits.
+#[test]
+fn pid1_with_the_hosts_proc_leaves_leftovers_alone() {
+    if let Some(why) = pid_namespaces_unavailable() {
+        return skip(&why);
+    }
+    let dir = scratch("pid1-host-proc");
+    let pid_file = dir.join("leftover");
+    let mut run = Run::start(
+        "unshare",
+        &[
+            "--pid",
+            "--fork",
+            GWSHIM,
+            "--",
+            "python3",
+            &helper("container_leftover.py"),
+            "ignore",
+            &pid_file.to_string_lossy(),
+            "0",
+        ],
+        &dir,
+    );
+    assert_eq!(run.wait(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        run.log()
+            .contains("cannot end leftover processes: /proc does not show gwshim's PID namespace"),
+        "{}",
+        run.log()
+    );
+    assert!(!run.log().contains("ending 1 leftover"), "{}", run.log());
+}
+
 /// Runs `gwshim ARGS -- container_leftover.py MODE PIDFILE STATUS` on the host (gwshim is a
 /// subreaper); returns the run, the leftover's pid and how long gwshim took.
 fn run_leftover(opts: &[&str], mode: &str, status: i32, test: &str) -> (Run, i32, Duration) {
