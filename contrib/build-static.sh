@@ -14,6 +14,8 @@
 #   Stable std carries its backtrace symbolizer (gimli, addr2line, miniz: about 166 KB) even
 #   with panic = "abort". `-Z build-std` with no std features compiles std from rust-src
 #   without it. Behaviour is the same: the panic hook still runs, it prints no backtrace.
+# Exit status: 0 built (the path is printed), 2 bad arguments or GWSHIM_STATIC, 3 a toolchain
+# or target is missing, 1 the binary is not static; cargo's own status when the build fails.
 # All give a static PIE ("static-pie linked" in file(1)): no interpreter, no shared library.
 # CARGO_TARGET_DIR is honoured (default: target/); the build is cached there (the small one
 # in its own folder, small/, as a nightly build would replace the stable one's cache).
@@ -39,6 +41,13 @@ case ${1:-} in
 esac
 choice=${GWSHIM_STATIC:-}
 if [ -n "$small" ]; then
+    case $choice in
+    "" | musl) ;;
+    *)
+        echo "build-static: --small builds for musl only, not GWSHIM_STATIC=$choice" >&2
+        exit 2
+        ;;
+    esac
     target=$arch-unknown-linux-musl
     if ! $rustc --version >/dev/null 2>&1 ||
         [ ! -d "$($rustc --print sysroot)/lib/rustlib/src/rust/library/std" ] ||
