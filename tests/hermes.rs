@@ -485,10 +485,7 @@ fn processes_with_env(entry: &str) -> Vec<i32> {
 
 /// State, ppid and start time (field 22) from /proc/PID/stat.
 fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): field N is f[N - 3]
+    let f = common::stat_fields(pid)?;
     Some((
         f.first()?.chars().next()?,
         f.get(1)?.parse().ok()?,

@@ -265,11 +265,16 @@ pub fn kill(pid: i32, sig: i32) {
     );
 }
 
-/// State (field 3), ppid and pgrp from /proc/PID/stat.
-pub fn stat(pid: i32) -> Option<(char, i32, i32)> {
+/// The fields of /proc/PID/stat after the command name: field N of proc(5) is `[N - 3]`.
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// State (field 3), ppid and pgrp from /proc/PID/stat.
+pub fn stat(pid: i32) -> Option<(char, i32, i32)> {
+    let f = stat_fields(pid)?;
     Some((
         f.first()?.chars().next()?,
         f.get(1)?.parse().ok()?,
