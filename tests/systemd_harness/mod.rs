@@ -1,5 +1,5 @@
 //! A real systemd for gwshim's tests: the machine's own `/usr/lib/systemd/systemd --user`,
-//! started in a private mount namespace (see /work/shared/notes/systemd.md and the README,
+//! started in a private mount namespace (see /work/shared/notes/systemd.md and docs/testing.md,
 //! "Testing under a real systemd").
 //!
 //! ```ignore
