@@ -346,8 +346,14 @@ fn pid1_with_the_hosts_proc_leaves_leftovers_alone() {
 }
 
 /// Runs `gwshim ARGS -- container_leftover.py MODE PIDFILE STATUS` on the host (gwshim is a
-/// subreaper); returns the run, the leftover's pid and how long gwshim took.
-fn run_leftover(opts: &[&str], mode: &str, status: i32, test: &str) -> (Run, i32, Duration) {
+/// subreaper); returns the run, the leftover's pid, how long gwshim took, and the folder that
+/// holds the run's log (removed when dropped).
+fn run_leftover(
+    opts: &[&str],
+    mode: &str,
+    status: i32,
+    test: &str,
+) -> (Run, i32, Duration, Scratch) {
     let dir = scratch(test);
     let pid_file = dir.join("leftover");
     let pid_s = pid_file.to_string_lossy().into_owned();
@@ -359,14 +365,14 @@ fn run_leftover(opts: &[&str], mode: &str, status: i32, test: &str) -> (Run, i32
     let mut run = Run::start(GWSHIM, &args, &dir);
     let leftover = wait_pid_file(&pid_file);
     run.wait(Duration::from_secs(20));
-    (run, leftover, started.elapsed())
+    (run, leftover, started.elapsed(), dir)
 }
 
 #[test]
 fn leftover_ignoring_sigterm_gets_sigkill_after_the_grace() {
     // A process of the test itself, outside gwshim's tree: it must survive.
     let mut sibling = Command::new("sleep").arg("30").spawn().expect("sleep");
-    let (run, leftover, took) = run_leftover(&["--grace", "1"], "ignore", 1, "ignore");
+    let (run, leftover, took, _dir) = run_leftover(&["--grace", "1"], "ignore", 1, "ignore");
     let sibling_alive = sibling.try_wait().expect("try_wait").is_none();
     let _ = sibling.kill();
     let _ = sibling.wait();
@@ -393,7 +399,7 @@ fn leftover_ignoring_sigterm_gets_sigkill_after_the_grace() {
 
 #[test]
 fn leftover_obeying_sigterm_ends_at_once() {
-    let (run, leftover, took) = run_leftover(&[], "obey", 0, "obey");
+    let (run, leftover, took, _dir) = run_leftover(&[], "obey", 0, "obey");
     cleanup(leftover);
     assert!(
         state(leftover).is_none(),
@@ -408,7 +414,7 @@ fn leftover_obeying_sigterm_ends_at_once() {
 
 #[test]
 fn grace_zero_kills_at_once() {
-    let (run, leftover, took) = run_leftover(&["--grace", "0"], "ignore", 0, "grace0");
+    let (run, leftover, took, _dir) = run_leftover(&["--grace", "0"], "ignore", 0, "grace0");
     cleanup(leftover);
     assert!(state(leftover).is_none());
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -421,7 +427,7 @@ fn grace_zero_kills_at_once() {
 
 #[test]
 fn leave_orphans_keeps_them() {
-    let (run, leftover, took) = run_leftover(&["--leave-orphans"], "ignore", 0, "leave");
+    let (run, leftover, took, _dir) = run_leftover(&["--leave-orphans"], "ignore", 0, "leave");
     let survived = alive(leftover);
     cleanup(leftover);
     assert!(
@@ -590,7 +596,7 @@ fn check_static(bin: &Path, name: &str) {
                 "not static: {what}"
             );
         }
-        Err(e) => eprintln!("no file(1) ({e}); not checking the linkage"),
+        Err(e) => return skip(&format!("no file(1) to tell a static binary: {e}")),
     }
     if let Some(why) = pid_namespaces_unavailable() {
         return skip(&format!("the static binary's pid 1 test: {why}"));

@@ -1,26 +1,23 @@
 //! The sd_notify relay and LISTEN_PID/WATCHDOG_PID, against the real binary with a test
 //! socket standing in for systemd's.
 
+mod common;
+
+use common::TempDir;
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, bind, recvmsg,
     setsockopt, socket, sockopt,
 };
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::Command;
 
 const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 
-fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gwshim-notify-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .expect("temp dir");
-    dir
+/// A fresh private folder, removed when the test ends.
+fn temp(tag: &str) -> TempDir {
+    TempDir::private(&format!("notify-{tag}"))
 }
 
 /// A datagram socket like systemd's: SO_PASSCRED, so each message names its sender.

@@ -1,24 +1,21 @@
 //! Restart pacing against the real binary, outside systemd (explicit limits).
 
+mod common;
+
+use common::TempDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 
-fn state_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gwshim-pacing-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .expect("state dir");
-    dir
+/// A fresh private state folder, removed when the test ends.
+fn state_dir(tag: &str) -> TempDir {
+    TempDir::private(&format!("pacing-{tag}"))
 }
 
 fn gwshim(dir: &Path, opts: &[&str], script: &str) -> Command {

@@ -1,5 +1,8 @@
 //! Stale pid and lock files, against the real binary, real files and real processes.
 
+mod common;
+
+use common::TempDir;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -11,11 +14,8 @@ use std::time::{Duration, Instant};
 const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 
 /// A fresh, empty folder of its own for each test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gwshim-pidfile-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("pidfile-{name}"))
 }
 
 struct Run {

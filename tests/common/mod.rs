@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../skip/mod.rs"]
+pub mod skip;
+
 use nix::libc;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -45,8 +49,7 @@ macro_rules! need_python {
         match common::python() {
             Some(p) => p,
             None => {
-                eprintln!("SKIPPED: python3 (with the pty module) is not available");
-                return;
+                return common::skip::skip("python3 (with the pty module) is not available");
             }
         }
     };
@@ -68,6 +71,14 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// Like `new`, but mode 0700 (a state folder gwshim insists is private).
+    pub fn private(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+            .expect("chmod 0700 a temporary directory");
+        dir
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }
@@ -78,6 +89,25 @@ impl TempDir {
 
     pub fn str(&self) -> &str {
         self.0.to_str().expect("UTF-8 temp dir")
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
     }
 }
 

@@ -23,6 +23,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+#[path = "../skip/mod.rs"]
+mod skip;
+
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
@@ -108,13 +111,14 @@ impl UnitState {
 
 impl Manager {
     /// Starts a fresh manager, or prints "skipped: REASON" and returns None where the harness
-    /// cannot run (not root, no systemd, no unshare/nsenter/python3, unshare or cgroups refused).
+    /// cannot run (not root, no systemd, no unshare/nsenter/python3, unshare or cgroups refused);
+    /// under GWSHIM_NO_SKIP=1 (CI) that is a failure instead (tests/skip).
     /// Panics if the manager itself does not come up: that is a failure, not a skip.
     pub fn start_or_skip() -> Option<Manager> {
         match Manager::launch() {
             Ok(m) => Some(m),
             Err(reason) => {
-                eprintln!("skipped: {reason}");
+                skip::skip(&reason);
                 None
             }
         }
