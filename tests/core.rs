@@ -2,6 +2,7 @@
 //! Python helper in tests/helpers/child.py) and real signals. Every wait is bounded.
 
 mod common;
+mod skip;
 
 use common::*;
 use nix::libc;
@@ -979,7 +980,7 @@ fn terminal_ctrl_c_reaches_the_child_once_and_gwshim_dies_of_it() {
 fn terminal_ctrl_z_stops_the_job_and_fg_resumes_it() {
     let py = need_python!();
     if !std::path::Path::new("/bin/bash").exists() {
-        return common::skip::skip("/bin/bash is needed for a job-control shell");
+        return skip::skip("/bin/bash is needed for a job-control shell");
     }
     let dir = TempDir::new("ctrlz");
     let (status, out, err) = pty_driver(py, "ctrl-z", &dir);

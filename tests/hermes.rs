@@ -15,6 +15,7 @@
 //! Run only these: `cargo test --release --test hermes` (as root for the systemd case).
 
 mod common;
+mod skip;
 mod systemd_harness;
 
 use common::TempDir;
@@ -67,7 +68,7 @@ fn setup() -> Option<(&'static Path, MutexGuard<'static, ()>)> {
                     "no hermes-agent {HERMES_VERSION} venv (GWSHIM_HERMES_REQUIRED=1): {reason}"
                 );
             }
-            common::skip::skip(&format!("no hermes-agent {HERMES_VERSION} venv: {reason}"));
+            skip::skip(&format!("no hermes-agent {HERMES_VERSION} venv: {reason}"));
             None
         }
     }

@@ -4,6 +4,7 @@
 //! assertion about speed.
 
 mod common;
+mod skip;
 
 use common::*;
 use gwshim::pacing::History;
@@ -236,7 +237,7 @@ fn wait_long(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 fn zombie_flood_is_reaped_without_memory_growth() {
     // .ci/run installs perl-base where it is missing (it is Essential in Debian).
     if !Path::new("/usr/bin/perl").exists() {
-        return common::skip::skip("perl is not available");
+        return skip::skip("perl is not available");
     }
     let dir = TempDir::new("flood");
     let log = dir.join("gwshim.log");

@@ -6,6 +6,7 @@
 //! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
 //! cases that need restart pacing).
 
+mod skip;
 mod systemd_harness;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! service under gwshim because gwshim relays its notifications (harness:
 //! tests/systemd_harness/mod.rs). The control runs gwshim with --no-notify-relay.
 
+mod skip;
 mod systemd_harness;
 
 use std::fs;

@@ -3,9 +3,6 @@
 
 #![allow(dead_code)]
 
-#[path = "../skip/mod.rs"]
-pub mod skip;
-
 use nix::libc;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -42,14 +39,14 @@ pub fn python() -> Option<&'static str> {
         .as_deref()
 }
 
-/// Returns from the test (skipping it) when python3 is missing.
+/// Returns from the test (skipping it) when python3 is missing. Needs `mod skip;` beside `mod common;`.
 #[macro_export]
 macro_rules! need_python {
     () => {
         match common::python() {
             Some(p) => p,
             None => {
-                return common::skip::skip("python3 (with the pty module) is not available");
+                return $crate::skip::skip("python3 (with the pty module) is not available");
             }
         }
     };

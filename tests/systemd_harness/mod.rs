@@ -3,7 +3,7 @@
 //! "Testing under a real systemd").
 //!
 //! ```ignore
-//! // in tests/NAME.rs: mod systemd_harness; use systemd_harness::{GWSHIM, Manager};
+//! // in tests/NAME.rs: mod skip; mod systemd_harness; use systemd_harness::{GWSHIM, Manager};
 //! let Some(m) = Manager::start_or_skip() else { return }; // prints "skipped: ..." if it can't
 //! let svc = m.stand_in("svc");                             // a recording stand-in service
 //! m.install_unit("svc.service", &format!("[Service]\nExecStart={}\n", svc.command(0, 1)));
@@ -22,9 +22,6 @@
 //! when the test is failing, or with GWSHIM_KEEP_TEST_DIR=1). Every wait is bounded.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
-
-#[path = "../skip/mod.rs"]
-mod skip;
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
@@ -118,7 +115,7 @@ impl Manager {
         match Manager::launch() {
             Ok(m) => Some(m),
             Err(reason) => {
-                skip::skip(&reason);
+                crate::skip::skip(&reason);
                 None
             }
         }
