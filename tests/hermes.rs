@@ -1030,6 +1030,13 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
         argv_of(&m.prop(UNIT, "ExecStart")),
         format!("{GWSHIM} --grace 3 -- {command}")
     );
+    // Run again without options: the drop-in's --grace 3 stays.
+    install_dropin(&m, &["--gwshim", GWSHIM]);
+    assert_eq!(
+        argv_of(&m.prop(UNIT, "ExecStart")),
+        format!("{GWSHIM} --grace 3 -- {command}"),
+        "a re-run dropped gwshim's options"
+    );
     let props = m.show(
         UNIT,
         &[

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run an installed hermes-gateway.service under gwshim, with a systemd drop-in.
 #
-#   contrib/hermes/install-dropin.sh [--system] [--unit NAME] [--gwshim PATH] [--dry-run]
-#                                    [--remove] [-- GWSHIM_OPTIONS...]
+#   contrib/hermes/install-dropin.sh [--user | --system] [--unit NAME] [--unit-file PATH]
+#                                    [--gwshim PATH] [--dry-run] [--remove] [-- GWSHIM_OPTIONS...]
 #
 # A drop-in cannot refer to the unit's own ExecStart=, and the one `hermes gateway install`
 # writes is machine-specific (`/path/to/venv/bin/python -m hermes_cli.main gateway run`). So this
@@ -16,63 +16,104 @@
 # from contrib/hermes/gwshim.conf.in: `ExecStart=` cleared, then `ExecStart=GWSHIM -- COMMAND`,
 # then runs `systemctl [--user] daemon-reload` and checks that systemd now runs gwshim.
 #
-# Idempotent: its own drop-in is never read, and a command that already starts with a gwshim
-# (wrapped by hand in the unit) is not wrapped again. Running it twice writes the same file;
-# running it again after `hermes gateway install` or `hermes update` rewrote the unit (a new
-# python path) wraps the new command. It does not restart the gateway:
-# `systemctl [--user] restart hermes-gateway` does.
+# Idempotent: its own drop-in is never read for the command, and a command that already starts
+# with a gwshim (wrapped by hand in the unit) is not wrapped again. Running it twice writes the
+# same file; running it again after `hermes gateway install` or `hermes update` rewrote the unit
+# (a new python path) wraps the new command. It keeps gwshim's options: run again without `--`,
+# it writes the options its drop-in already gives gwshim (or, for a unit wrapped by hand, the
+# unit's). It does not restart the gateway: `systemctl [--user] restart hermes-gateway` does.
 #
-#   --system        the system unit (`hermes gateway install --system`), needs root
-#   --unit NAME     another unit, e.g. a profile's hermes-gateway-coder.service
-#   --gwshim PATH   the gwshim binary (default: `command -v gwshim`); made absolute
-#   --dry-run       print the drop-in, change nothing
-#   --remove        remove the drop-in again (and daemon-reload)
-#   -- OPTIONS      gwshim options to put before its `--`, e.g. `-- --grace 10`
+#   --user            the user unit (the default; `hermes gateway install`)
+#   --system          the system unit (`hermes gateway install --system`), needs root
+#   --unit NAME       another unit, e.g. a profile's hermes-gateway-coder.service
+#   --unit-file PATH  read the unit from PATH (and its drop-ins from the standard unit folders)
+#                     instead of asking systemd; the unit is PATH's file name unless --unit says
+#   --gwshim PATH     the gwshim binary (default: `command -v gwshim`); made absolute
+#   --dry-run         print the drop-in, change nothing
+#   --remove          remove the drop-in again (and daemon-reload)
+#   -h, --help        this text
+#   -- OPTIONS        gwshim options to put before its `--`, e.g. `-- --grace 10`; they replace
+#                     the ones kept from before (a bare `--` clears them)
 #
+# Without a running systemd manager (systemctl cannot connect: an image build, a chroot, root
+# with no user session) the unit and its drop-ins are read from the standard unit folders
+# (systemd.unit(5): ~/.config/systemd/user, /etc/systemd/user, /usr/lib/systemd/user ...; with
+# --system /etc/systemd/system, /run/systemd/system, /usr/lib/systemd/system ...), and the
+# drop-in is written without a daemon-reload: systemd reads it when it starts.
+#
+# Exit status: 0 done, 1 the unit cannot be wrapped (not installed, no or several ExecStart=,
+# no gwshim), 2 bad arguments.
 # Limits: one ExecStart= command (Type=simple/notify/exec units); unit file paths without spaces.
 set -euo pipefail
 
-unit=hermes-gateway.service
+unit=
 scope=--user
 gwshim=
+unit_file=
 dry_run=0
 remove=0
 opts=()
+opts_given=0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 template=$here/gwshim.conf.in
 
 die() { echo "install-dropin.sh: $*" >&2; exit 1; }
+usage() { echo "install-dropin.sh: $* (see --help)" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   case $1 in
     --system) scope=--system ;;
     --user) scope=--user ;;
-    --unit) [ $# -ge 2 ] || die "--unit needs a name"; unit=$2; shift ;;
+    --unit) [ $# -ge 2 ] || usage "--unit needs a name"; unit=$2; shift ;;
     --unit=*) unit=${1#--unit=} ;;
-    --gwshim) [ $# -ge 2 ] || die "--gwshim needs a path"; gwshim=$2; shift ;;
+    --unit-file) [ $# -ge 2 ] || usage "--unit-file needs a path"; unit_file=$2; shift ;;
+    --unit-file=*) unit_file=${1#--unit-file=} ;;
+    --gwshim) [ $# -ge 2 ] || usage "--gwshim needs a path"; gwshim=$2; shift ;;
     --gwshim=*) gwshim=${1#--gwshim=} ;;
     --dry-run) dry_run=1 ;;
     --remove) remove=1 ;;
     -h|--help) sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    --) shift; opts=("$@"); break ;;
-    *) die "unknown argument $1 (see --help)" ;;
+    --) shift; opts=("$@"); opts_given=1; break ;;
+    *) usage "unknown argument $1" ;;
   esac
   shift
 done
+if [ -n "$unit_file" ]; then
+  [ -f "$unit_file" ] || die "--unit-file $unit_file: no such file"
+  [ -n "$unit" ] || unit=$(basename "$unit_file")
+fi
+unit=${unit:-hermes-gateway.service}
 case $unit in *.service) ;; *) unit=$unit.service ;; esac
 
 if [ "$scope" = --system ]; then
   dir=/etc/systemd/system/$unit.d
+  unit_dirs=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system
+    /usr/lib/systemd/system /lib/systemd/system)
 else
   dir=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user/$unit.d
+  unit_dirs=("${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user" /etc/systemd/user)
+  [ -n "${XDG_RUNTIME_DIR:-}" ] && unit_dirs+=("$XDG_RUNTIME_DIR/systemd/user")
+  unit_dirs+=(/run/systemd/user "${XDG_DATA_HOME:-$HOME/.local/share}/systemd/user"
+    /usr/local/lib/systemd/user /usr/lib/systemd/user)
 fi
 file=$dir/gwshim.conf
+
+# Whether a systemd manager of this scope answers (an unknown unit still gets an answer).
+manager=1
+systemctl "$scope" show -p LoadState --value "$unit" >/dev/null 2>&1 || manager=0
+reload() {
+  if [ "$manager" = 1 ]; then
+    systemctl "$scope" daemon-reload
+  else
+    echo "no systemd manager answers (systemctl $scope): not reloaded; systemd reads the change when it starts"
+  fi
+}
 
 if [ "$remove" = 1 ]; then
   if [ "$dry_run" = 1 ]; then echo "would remove $file"; exit 0; fi
   rm -f "$file"
   rmdir "$dir" 2>/dev/null || true
-  systemctl "$scope" daemon-reload
+  reload
   echo "removed $file; restart the unit to run it without gwshim: systemctl $scope restart $unit"
   exit 0
 fi
@@ -84,12 +125,42 @@ fi
 case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename "$gwshim") ;; esac
 [ -x "$gwshim" ] || die "$gwshim is not an executable file"
 
-# The unit's command from its files, this script's drop-in left out.
-load=$(systemctl "$scope" show -p LoadState --value "$unit") || die "systemctl $scope show $unit failed"
-[ "$load" = loaded ] || die "$unit is not loaded (LoadState=$load); install it first (hermes gateway install)"
-fragment=$(systemctl "$scope" show -p FragmentPath --value "$unit")
-dropins=$(systemctl "$scope" show -p DropInPaths --value "$unit")
+# The unit's files, this script's drop-in left out: from systemd, or else (no manager, or
+# --unit-file) from the standard unit folders, as systemd would find them.
 files=()
+if [ -z "$unit_file" ] && [ "$manager" = 1 ]; then
+  load=$(systemctl "$scope" show -p LoadState --value "$unit") || die "systemctl $scope show $unit failed"
+  [ "$load" = loaded ] || die "$unit is not loaded (LoadState=$load); install it first (hermes gateway install)"
+  fragment=$(systemctl "$scope" show -p FragmentPath --value "$unit")
+  dropins=$(systemctl "$scope" show -p DropInPaths --value "$unit")
+else
+  fragment=$unit_file
+  if [ -z "$fragment" ]; then
+    for d in "${unit_dirs[@]}"; do
+      if [ -e "$d/$unit" ]; then fragment=$d/$unit; break; fi
+    done
+    [ -n "$fragment" ] ||
+      die "$unit is not installed: no such unit file in ${unit_dirs[*]} (and no systemd manager to ask); install it first (hermes gateway install) or give --unit-file PATH"
+  fi
+  [ "$(readlink -f "$fragment")" != /dev/null ] || die "$unit is masked ($fragment)"
+  # Drop-ins: every UNIT.d/*.conf, a name in an earlier folder hiding the same name in a later
+  # one, applied in the order of their names.
+  declare -A seen=()
+  names=()
+  for d in "${unit_dirs[@]}"; do
+    for f in "$d/$unit.d"/*.conf; do
+      [ -f "$f" ] || continue
+      n=$(basename "$f")
+      [ -n "${seen[$n]:-}" ] && continue
+      seen[$n]=$f
+      names+=("$n")
+    done
+  done
+  dropins=
+  if [ "${#names[@]}" -gt 0 ]; then
+    while IFS= read -r n; do dropins+="${seen[$n]} "; done < <(printf '%s\n' "${names[@]}" | LC_ALL=C sort)
+  fi
+fi
 [ -n "$fragment" ] && files+=("$fragment")
 for f in $dropins; do
   case $f in */"$unit".d/gwshim.conf) ;; *) files+=("$f") ;; esac
@@ -114,6 +185,23 @@ exec_starts() {
     END { for (i = 1; i <= n; i++) print cmd[i] }
   ' "$@"
 }
+
+# A gwshim command line as written in ExecStart= (after any prefix): whether its first word
+# is a gwshim, and then `OPTIONS` and `COMMAND` of `GWSHIM OPTIONS -- COMMAND`.
+split_gwshim() {
+  local cmd=$1 first rest
+  if [[ $cmd == \"* ]]; then
+    first=${cmd#\"}; first=${first%%\"*}; rest=${cmd#\"*\"}
+  else
+    first=${cmd%%[[:space:]]*}; rest=${cmd#"$first"}
+  fi
+  [ "$(basename "$first")" = gwshim ] || return 1
+  rest=" ${rest#"${rest%%[![:space:]]*}"}"
+  case $rest in *" -- "*) ;; *) return 2 ;; esac
+  gw_opts=${rest%% -- *}; gw_opts=${gw_opts# }
+  gw_command=${rest#* -- }
+}
+
 mapfile -t commands < <(exec_starts "${files[@]}")
 [ "${#commands[@]}" = 1 ] ||
   die "$unit has ${#commands[@]} ExecStart= commands in ${files[*]}; expected one"
@@ -123,11 +211,20 @@ raw=${commands[0]}
 prefix=${BASH_REMATCH[1]}
 command=${BASH_REMATCH[2]}
 case $prefix in *@*) die "$unit's ExecStart= uses the @ prefix; wrap it by hand" ;; esac
-# Already wrapped by hand: keep the command after gwshim's `--`.
-first=${command%%[[:space:]]*}
-first=${first//\"/}
-if [ "$(basename "$first")" = gwshim ]; then
-  case $command in *" -- "*) command=${command#* -- } ;; *) die "$unit runs gwshim with no ' -- '; fix it by hand" ;; esac
+# gwshim's options from before: this script's drop-in, else a unit wrapped by hand.
+kept=
+if [ -f "$file" ]; then
+  mine=$(exec_starts "$file" | tail -n 1)
+  [[ $mine =~ ^[-@:+!]*(.*)$ ]]
+  if split_gwshim "${BASH_REMATCH[1]}"; then kept=$gw_opts; fi
+fi
+# Already wrapped by hand: keep the command after gwshim's `--` (and its options, if the
+# drop-in gave none).
+if split_gwshim "$command"; then
+  [ -f "$file" ] || kept=$gw_opts
+  command=$gw_command
+elif [ $? = 2 ]; then
+  die "$unit runs gwshim with no ' -- '; fix it by hand"
 fi
 
 # A word as systemd's ExecStart= reads it: % and $ doubled, quoted when it holds blanks,
@@ -141,12 +238,71 @@ quote() {
   esac
 }
 line=$(quote "$gwshim")
-for w in "${opts[@]}"; do line+=" $(quote "$w")"; done
+if [ "$opts_given" = 1 ]; then
+  for w in "${opts[@]}"; do line+=" $(quote "$w")"; done
+  words=("${opts[@]}")
+else
+  [ -z "$kept" ] || line+=" $kept"
+  read -ra words <<<"${kept//\"/}"
+fi
 line="$prefix$line -- $command"
+
+# The template's comments say what these options do (option words only; GWSHIM_* variables
+# in the unit's Environment= are not looked at).
+grace=5 restart_status=75 keep="75 (restart now) and 78 (fatal config)"
+leave=0 transparent=0 no_relay=0 no_env=0
+for ((i = 0; i < ${#words[@]}; i++)); do
+  w=${words[i]} next=${words[i + 1]:-}
+  case $w in
+    --grace) grace=$next ;;
+    --grace=*) grace=${w#*=} ;;
+    --restart-status) restart_status=$next ;;
+    --restart-status=*) restart_status=${w#*=} ;;
+    --keep-status) keep=$next ;;
+    --keep-status=*) keep=${w#*=} ;;
+    --leave-orphans) leave=1 ;;
+    --transparent) transparent=1 ;;
+    --no-notify-relay) no_relay=1 ;;
+    --no-supervisor-env) no_env=1 ;;
+  esac
+done
+if [ "$no_relay" = 1 ]; then
+  notify="--no-notify-relay: systemd's NOTIFY_SOCKET goes to the gateway (Type=notify needs NotifyAccess=all)."
+else
+  notify="sd_notify is relayed: Type=notify, NotifyAccess=main and WatchdogSec= keep working."
+fi
+if [ "$no_env" = 1 ]; then
+  supervisor_env="--no-supervisor-env: gwshim does not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the gateway."
+else
+  supervisor_env="The gateway sees HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1, so /restart exits 75 for systemd."
+fi
+if [ "$transparent" = 1 ]; then
+  statuses="--transparent: gwshim exits with the gateway's own status (none becomes 75);"
+  stop="--transparent: after \`systemctl stop\` gwshim exits with the gateway's status (1 on an
+# unexpected SIGTERM), so the unit may end failed."
+else
+  [ "$keep" = none ] && keep="nothing but 0"
+  statuses="gwshim passes ${keep//,/, } through, any other failure becomes $restart_status;"
+  stop="gwshim exits 0 after \`systemctl stop\`, however the gateway ended (it exits 1 on an
+# unexpected SIGTERM), so the unit ends inactive, not failed."
+fi
+if [ "$leave" = 1 ]; then
+  leftovers="--leave-orphans: gwshim exits when the gateway has, leaving its leftover processes to
+# systemd (KillMode=mixed ends them at the latest when the unit stops)."
+else
+  leftovers="gwshim ends the gateway's leftover processes within --grace ($grace s) after the gateway exits:
+# keep TimeoutStopSec= (60 s or more in the unit hermes writes) above the drain plus that grace."
+fi
 
 text=$(<"$template")
 text=${text//@UNIT@/"$unit"}
 text=${text//@EXEC_START@/"$line"}
+text=${text//@NOTIFY@/"$notify"}
+text=${text//@SUPERVISOR_ENV@/"$supervisor_env"}
+text=${text//@STATUSES@/"$statuses"}
+text=${text//@RESTART_STATUS@/"$restart_status"}
+text=${text//@STOP@/"$stop"}
+text=${text//@LEFTOVERS@/"$leftovers"}
 
 if [ "$dry_run" = 1 ]; then
   echo "# $file"
@@ -158,12 +314,14 @@ tmp=$(mktemp "$dir/.gwshim.conf.XXXXXX")
 printf '%s\n' "$text" >"$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$file"
-systemctl "$scope" daemon-reload
-now=$(systemctl "$scope" show -p ExecStart --value "$unit")
-case $now in
-  *"argv[]=$gwshim "*) ;;
-  *) die "wrote $file, but systemd does not run gwshim (another drop-in sets ExecStart= after it?): $now" ;;
-esac
+reload
+if [ "$manager" = 1 ]; then
+  now=$(systemctl "$scope" show -p ExecStart --value "$unit")
+  case $now in
+    *"argv[]=$gwshim "*) ;;
+    *) die "wrote $file, but systemd does not run gwshim (another drop-in sets ExecStart= after it?): $now" ;;
+  esac
+fi
 echo "wrote $file:"
 echo "  ExecStart=$line"
 echo "restart the unit to run it under gwshim: systemctl $scope restart $unit"

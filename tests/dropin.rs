@@ -1,0 +1,386 @@
+//! contrib/hermes/install-dropin.sh where no systemd manager answers (an image build, a chroot,
+//! root with no user session): it reads the unit from the standard unit folders or from
+//! `--unit-file`, keeps gwshim's options on a re-run, writes comments that match them, and its
+//! `--help` lists every option it takes. The script under a real manager: tests/hermes.rs.
+//!
+//! Each test has its own HOME and an empty XDG_RUNTIME_DIR, so `systemctl --user` finds no
+//! manager whatever runs on the machine.
+
+mod common;
+
+use common::TempDir;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/contrib/hermes/install-dropin.sh"
+);
+const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
+const UNIT: &str = "hermes-gateway.service";
+const COMMAND: &str = "/opt/hermes/venv/bin/python -m hermes_cli.main gateway run";
+
+/// A home with no systemd manager: `systemctl --user` cannot connect.
+struct Home {
+    dir: TempDir,
+}
+
+impl Home {
+    fn new(tag: &str) -> Home {
+        let dir = TempDir::new(&format!("dropin-{tag}"));
+        fs::create_dir_all(dir.join("rt")).unwrap();
+        Home { dir }
+    }
+
+    fn user_units(&self) -> PathBuf {
+        self.dir.join("home/.config/systemd/user")
+    }
+
+    /// Writes a unit (as `hermes gateway install` does) into ~/.config/systemd/user.
+    fn install_unit(&self, name: &str, exec_start: &str) {
+        fs::create_dir_all(self.user_units()).unwrap();
+        fs::write(self.user_units().join(name), unit_text(exec_start)).unwrap();
+    }
+
+    fn dropin(&self) -> PathBuf {
+        self.user_units().join(format!("{UNIT}.d/gwshim.conf"))
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(SCRIPT)
+            .args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", self.dir.join("home"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("rt"))
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .env("LANG", "C.UTF-8")
+            .output()
+            .expect("bash install-dropin.sh")
+    }
+
+    /// Runs the script and asserts it succeeded; returns stdout and stderr.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = text(&out);
+        assert!(
+            out.status.success(),
+            "install-dropin.sh {args:?}: {}\n{text}",
+            out.status
+        );
+        text
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn unit_text(exec_start: &str) -> String {
+    format!(
+        "[Unit]\nDescription=Hermes Agent Gateway\n\n[Service]\nType=simple\nExecStart={exec_start}\n\
+         Restart=always\nKillMode=mixed\nTimeoutStopSec=60\n\n[Install]\nWantedBy=default.target\n"
+    )
+}
+
+/// The last `ExecStart=` line that is not empty.
+fn exec_start(dropin_text: &str) -> &str {
+    dropin_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn dry_run_without_a_manager_reads_the_unit_and_its_dropins_from_the_unit_folders() {
+    let h = Home::new("dry");
+    h.install_unit(UNIT, "/old/python -m hermes_cli.main gateway run");
+    // A drop-in of the user's own that replaces the command: the one systemd would run.
+    let own = h.user_units().join(format!("{UNIT}.d"));
+    fs::create_dir_all(&own).unwrap();
+    fs::write(
+        own.join("10-venv.conf"),
+        format!("[Service]\nExecStart=\nExecStart={COMMAND}\n"),
+    )
+    .unwrap();
+    let before = files_under(&h.dir);
+    let out = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
+    assert!(!out.contains("bus"), "a message about the bus: {out}");
+    assert!(
+        out.contains(&format!("# {}", h.dropin().display())),
+        "names the file it would write: {out}"
+    );
+    assert_eq!(exec_start(&out), format!("{GWSHIM} -- {COMMAND}"), "{out}");
+    assert_eq!(files_under(&h.dir), before, "--dry-run changed files");
+}
+
+#[test]
+fn a_missing_unit_without_a_manager_is_a_clear_error() {
+    let h = Home::new("missing");
+    let out = h.run(&["--gwshim", GWSHIM, "--dry-run"]);
+    let text = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("{UNIT} is not installed"))
+            && text.contains("hermes gateway install")
+            && !text.contains("bus"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+}
+
+#[test]
+fn unit_file_names_the_unit_and_gives_its_command() {
+    let h = Home::new("unitfile");
+    let elsewhere = h.dir.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let file = elsewhere.join("hermes-gateway-coder.service");
+    fs::write(&file, unit_text(&format!("{COMMAND} -p coder"))).unwrap();
+    let out = h.ok(&[
+        "--gwshim",
+        GWSHIM,
+        "--unit-file",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    let dropin = h
+        .user_units()
+        .join("hermes-gateway-coder.service.d/gwshim.conf");
+    assert!(out.contains(&format!("# {}", dropin.display())), "{out}");
+    assert!(
+        out.contains("# hermes-gateway-coder.service under gwshim"),
+        "{out}"
+    );
+    assert_eq!(
+        exec_start(&out),
+        format!("{GWSHIM} -- {COMMAND} -p coder"),
+        "{out}"
+    );
+    // --unit wins over the file's name.
+    let out = h.ok(&[
+        "--gwshim",
+        GWSHIM,
+        "--unit-file",
+        file.to_str().unwrap(),
+        "--unit",
+        "other",
+        "--dry-run",
+    ]);
+    assert!(out.contains("other.service.d/gwshim.conf"), "{out}");
+    let out = h.run(&[
+        "--gwshim",
+        GWSHIM,
+        "--unit-file",
+        "/nonexistent.service",
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn a_rerun_keeps_gwshims_options_unless_given_new_ones() {
+    let h = Home::new("keep");
+    h.install_unit(UNIT, COMMAND);
+    let out = h.ok(&["--gwshim", GWSHIM, "--", "--grace", "3"]);
+    assert!(
+        out.contains("not reloaded"),
+        "says it could not reload: {out}"
+    );
+    let read = || fs::read_to_string(h.dropin()).expect("the drop-in");
+    assert_eq!(
+        exec_start(&read()),
+        format!("{GWSHIM} --grace 3 -- {COMMAND}")
+    );
+
+    // Again without options (as after `hermes update`, with a new command): --grace 3 stays.
+    let new_command = "/opt/hermes/venv/bin/python3 -m hermes_cli.main gateway run";
+    h.install_unit(UNIT, new_command);
+    h.ok(&["--gwshim", GWSHIM]);
+    assert_eq!(
+        exec_start(&read()),
+        format!("{GWSHIM} --grace 3 -- {new_command}")
+    );
+    assert!(read().contains("within --grace (3 s)"), "{}", read());
+
+    // New options replace them; a bare `--` clears them.
+    h.ok(&[
+        "--gwshim",
+        GWSHIM,
+        "--",
+        "--grace",
+        "7",
+        "--name",
+        "my gateway",
+    ]);
+    assert_eq!(
+        exec_start(&read()),
+        format!("{GWSHIM} --grace 7 --name \"my gateway\" -- {new_command}")
+    );
+    h.ok(&["--gwshim", GWSHIM]);
+    assert_eq!(
+        exec_start(&read()),
+        format!("{GWSHIM} --grace 7 --name \"my gateway\" -- {new_command}"),
+        "quoted options are kept as written"
+    );
+    h.ok(&["--gwshim", GWSHIM, "--"]);
+    assert_eq!(exec_start(&read()), format!("{GWSHIM} -- {new_command}"));
+
+    // A unit wrapped by hand: its gwshim options are kept, gwshim is not wrapped in gwshim.
+    h.ok(&["--remove"]);
+    assert!(!h.dropin().exists());
+    h.install_unit(
+        UNIT,
+        &format!("/usr/local/bin/gwshim --grace 3 -- {COMMAND}"),
+    );
+    let out = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
+    assert_eq!(
+        exec_start(&out),
+        format!("{GWSHIM} --grace 3 -- {COMMAND}"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_dropins_comments_follow_the_options_written() {
+    let h = Home::new("comments");
+    h.install_unit(UNIT, COMMAND);
+    let default = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
+    for line in [
+        "# sd_notify is relayed",
+        "# The gateway sees HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1",
+        "# gwshim passes 75 (restart now) and 78 (fatal config) through, any other failure becomes 75;",
+        "RestartForceExitStatus=75",
+        "# gwshim exits 0 after `systemctl stop`",
+        "within --grace (5 s)",
+    ] {
+        assert!(default.contains(line), "{line:?} in\n{default}");
+    }
+    let custom = h.ok(&[
+        "--gwshim",
+        GWSHIM,
+        "--dry-run",
+        "--",
+        "--grace=12",
+        "--keep-status",
+        "75,78,2",
+        "--restart-status",
+        "76",
+        "--no-supervisor-env",
+        "--no-notify-relay",
+    ]);
+    for line in [
+        "# --no-notify-relay:",
+        "# --no-supervisor-env: gwshim does not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1",
+        "# gwshim passes 75, 78, 2 through, any other failure becomes 76;",
+        "RestartForceExitStatus=76",
+        "within --grace (12 s)",
+    ] {
+        assert!(custom.contains(line), "{line:?} in\n{custom}");
+    }
+    for stale in ["sd_notify is relayed", "The gateway sees", "(5 s)", "=75\n"] {
+        assert!(!custom.contains(stale), "{stale:?} in\n{custom}");
+    }
+    let other = h.ok(&[
+        "--gwshim",
+        GWSHIM,
+        "--dry-run",
+        "--",
+        "--transparent",
+        "--leave-orphans",
+    ]);
+    for line in ["# --transparent:", "# --leave-orphans:", "may end failed"] {
+        assert!(other.contains(line), "{line:?} in\n{other}");
+    }
+    assert!(!other.contains("--grace ("), "{other}");
+    // No line of the template is left with a placeholder.
+    for out in [&default, &custom, &other] {
+        assert!(!out.contains('@'), "an unfilled placeholder:\n{out}");
+    }
+}
+
+#[test]
+fn help_lists_every_option_the_script_takes() {
+    let h = Home::new("help");
+    let help = h.ok(&["--help"]);
+    let script = fs::read_to_string(SCRIPT).unwrap();
+    // The options are the patterns of the argument loop's `case`: `    --name) ...`.
+    let arguments = script
+        .split_once("while [ $# -gt 0 ]; do")
+        .and_then(|(_, rest)| rest.split_once("\ndone\n"))
+        .expect("the script's argument loop")
+        .0;
+    let mut options = Vec::new();
+    for line in arguments.lines() {
+        let line = line.trim_start();
+        let Some((patterns, _)) = line.split_once(") ") else {
+            continue;
+        };
+        if !patterns.starts_with('-') || patterns.contains(' ') {
+            continue;
+        }
+        for p in patterns.split('|') {
+            let name = p.trim_end_matches("=*");
+            if name.len() > 1 && name != "--" {
+                options.push(name.to_string());
+            }
+        }
+    }
+    for expected in [
+        "--user",
+        "--system",
+        "--unit",
+        "--unit-file",
+        "--gwshim",
+        "--dry-run",
+        "--remove",
+        "--help",
+    ] {
+        assert!(options.iter().any(|o| o == expected), "found {options:?}");
+    }
+    // Each has a line of its own in the list: `  --name ARG   what it does` (or `-h, --help`).
+    for o in &options {
+        let listed = help.lines().any(|l| {
+            l.split_whitespace()
+                .take(2)
+                .any(|w| w.trim_end_matches(',') == o)
+        });
+        assert!(listed, "--help does not list {o}:\n{help}");
+    }
+    // And the synopsis names them too.
+    let synopsis: String = help.lines().take(5).collect();
+    for o in options
+        .iter()
+        .filter(|o| o.starts_with("--") && *o != "--help")
+    {
+        assert!(
+            synopsis.contains(o.as_str()),
+            "the synopsis lacks {o}: {synopsis}"
+        );
+    }
+}
