@@ -3,8 +3,9 @@
 //! (the control, which shows the failure and so proves the harness can fail) and once with it.
 //! Each test starts its own manager; the harness runs one manager at a time.
 //!
-//! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
-//! cases that need restart pacing).
+//! Run only these: `cargo test --release --test systemd` (as root; about a minute, most of it the
+//! two pacing cases). No case is ignored; where the harness cannot run, each prints
+//! `skipped: REASON` (a failure under GWSHIM_NO_SKIP=1, as in CI).
 
 mod skip;
 mod systemd_harness;
