@@ -39,7 +39,8 @@ pub fn python() -> Option<&'static str> {
         .as_deref()
 }
 
-/// Returns from the test (skipping it) when python3 is missing. Needs `mod skip;` beside `mod common;`.
+/// Returns from the test (skipping it) when python3 is missing. Needs `mod skip;` beside
+/// `mod common;`.
 #[macro_export]
 macro_rules! need_python {
     () => {
