@@ -8,9 +8,8 @@
 //! The choices are pure functions over a /proc snapshot; the syscalls are at the bottom.
 
 use crate::error::{Error, Result};
-use crate::exit::is_stop_signal;
 use crate::proc::{self, Entry};
-use crate::signals::{self, Signals};
+use crate::signals::{self, Set, Signals};
 use crate::{reap, timespan};
 use log::{debug, info, warn};
 use nix::libc;
@@ -30,6 +29,8 @@ pub struct Options {
     pub grace: Duration,
     /// The child's own process group (its pid), with --group.
     pub group: Option<i32>,
+    /// A stop signal during the grace SIGKILLs at once (--stop-signal).
+    pub stop_signals: Set,
 }
 
 /// A process is named for good by its pid and start time (a pid can be reused).
@@ -93,17 +94,17 @@ pub enum Phase {
 pub enum OnSignal {
     /// Reap, then look again.
     Reap,
-    /// A second stop request (TERM, INT, QUIT, HUP) during the grace: SIGKILL now.
+    /// A second stop request (a stop signal) during the grace: SIGKILL now.
     KillNow,
     /// Nothing: there is no main child left to forward it to.
     Ignore,
 }
 
 /// Pure.
-pub fn on_signal(signo: i32, phase: Phase) -> OnSignal {
+pub fn on_signal(signo: i32, phase: Phase, stop_signals: Set) -> OnSignal {
     match phase {
         _ if signo == libc::SIGCHLD => OnSignal::Reap,
-        Phase::Term if is_stop_signal(signo) => OnSignal::KillNow,
+        Phase::Term if stop_signals.contains(signo) => OnSignal::KillNow,
         _ => OnSignal::Ignore,
     }
 }
@@ -191,7 +192,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
                 );
                 return Ok(());
             }
-            Some(d) => match on_signal(d.signo, phase) {
+            Some(d) => match on_signal(d.signo, phase, opts.stop_signals) {
                 OnSignal::Reap => {
                     reap::reap_ended(main);
                 }
@@ -370,20 +371,25 @@ mod tests {
     fn signals_during_the_grace() {
         use OnSignal::*;
         use Phase::*;
+        let stop = Set::of(&crate::exit::DEFAULT_STOP_SIGNALS);
         let table = [
             (libc::SIGCHLD, Term, Reap),
             (libc::SIGCHLD, Kill, Reap),
             (libc::SIGTERM, Term, KillNow),
             (libc::SIGINT, Term, KillNow),
             (libc::SIGQUIT, Term, KillNow),
-            (libc::SIGHUP, Term, KillNow),
+            (libc::SIGHUP, Term, Ignore),
             (libc::SIGTERM, Kill, Ignore),
             (libc::SIGUSR1, Term, Ignore),
             (libc::SIGWINCH, Term, Ignore),
             (libc::SIGCONT, Kill, Ignore),
         ];
         for (sig, phase, want) in table {
-            assert_eq!(on_signal(sig, phase), want, "signal {sig} in {phase:?}");
+            assert_eq!(
+                on_signal(sig, phase, stop),
+                want,
+                "signal {sig} in {phase:?}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use gwshim::hermes;
 use gwshim::{
     child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
 };
-use log::{error, info, warn};
+use log::{error, warn};
 use std::process::exit as exit_with;
 
 fn main() {
@@ -84,12 +84,14 @@ fn main() {
         relay: relay.as_ref(),
         own_group: config.group,
         stop_timeout: config.stop_timeout,
+        stop_signals: config.stop_signals,
     };
     let ended = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
         error!("{e}; no longer forwarding signals, waiting for pid {pid}");
         supervisor::Ended {
             end: reap::wait_for(pid),
             stop: None,
+            reached: signals::Set::default(),
             restart_requested: false,
         }
     });
@@ -100,6 +102,7 @@ fn main() {
         let opts = leftovers::Options {
             grace: config.grace,
             group: config.group.then_some(pid.as_raw()),
+            stop_signals: config.stop_signals,
         };
         if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
             warn!("cannot end leftover processes: {e}");
@@ -109,17 +112,23 @@ fn main() {
     // next start (after the leftovers, which may hold an inherited lock).
     pidfile::clean(&pidfiles, own_pid);
 
-    let decision = exit::decide(ended.end, ended.stop, &config.policy);
-    let child_status = match ended.end {
-        exit::ChildEnd::Exited(n) => format!("exited {n}"),
-        exit::ChildEnd::Signaled(s) => format!("was killed by {}", signals::name(s)),
+    let decision = exit::decide(ended.end, ended.stop, ended.reached, &config.policy);
+    let what = match decision.outcome {
+        Outcome::Exit(n) => format!("exiting {n}"),
+        Outcome::Die(s) => format!("dying of {}", signals::name(s)),
     };
+    let level = match decision.failure {
+        true => log::Level::Warn,
+        false => log::Level::Info,
+    };
+    log::log!(
+        level,
+        "child pid {pid} {}; {what} ({})",
+        ended.end,
+        decision.reason
+    );
     match decision.outcome {
         Outcome::Exit(n) => {
-            info!(
-                "child pid {pid} {child_status}; exiting {n} ({})",
-                decision.reason
-            );
             if let Some(pacer) = &pacer
                 && let pacing::WaitEnd::Stopped =
                     pacer.before_exit(n, &ended, uptime, &signals, pid)
@@ -128,14 +137,7 @@ fn main() {
             }
             exit_with(n);
         }
-        Outcome::Die(s) => {
-            info!(
-                "child pid {pid} {child_status}; dying of {} ({})",
-                signals::name(s),
-                decision.reason
-            );
-            signals::die_of(s);
-        }
+        Outcome::Die(s) => signals::die_of(s),
     }
 }
 

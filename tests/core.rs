@@ -117,7 +117,7 @@ fn exit_table_unrequested_signal_death_is_restart_status() {
 #[test]
 fn exit_table_after_a_stop_signal_any_exit_is_zero() {
     let py = need_python!();
-    for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3), ("HUP", 1)] {
+    for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3)] {
         for code in ["3", "0", "78", "1"] {
             let dir = TempDir::new("stopexit");
             let exit_on = format!("{name}={code}");
@@ -154,6 +154,77 @@ fn exit_table_child_dies_of_the_stop_signal_so_gwshim_does() {
             run.log_text()
         );
         assert_eq!(record(dir.path()), vec![sig]);
+    }
+}
+
+/// A reload (`ExecReload=/bin/kill -HUP $MAINPID`) is no stop request: a child that survives
+/// the HUP and fails later is restarted (75), and a HUP starts no --stop-timeout.
+#[test]
+fn exit_table_hup_then_a_crash_is_a_crash() {
+    let py = need_python!();
+    for (opts, want) in [
+        (&[][..], 75),
+        (&["--stop-timeout", "0.2"], 75),
+        (&["--stop-signal", "TERM,HUP"], 0),
+        (&["--stop-signal=QUIT,HUP"], 0),
+    ] {
+        let dir = TempDir::new("hupcrash");
+        let (mut run, child) = recorder(py, &dir, opts, &["--exit-on", "USR2=1"]);
+        kill(run.pid, libc::SIGHUP);
+        record_len(dir.path(), 1, &run);
+        sleep(Duration::from_millis(600)); // three times the stop timeout
+        assert!(
+            stat(child).is_some_and(|s| s.0 != 'Z'),
+            "{opts:?}: the child survived its reload; log:\n{}",
+            run.log_text()
+        );
+        kill(run.pid, libc::SIGUSR2);
+        let status = run.wait();
+        assert_code(
+            status,
+            want,
+            &format!("{opts:?}: HUP, then the child exited 1"),
+            &run.log_text(),
+        );
+        assert_eq!(record(dir.path()), vec![libc::SIGHUP, libc::SIGUSR2]);
+    }
+    // The environment twin.
+    let dir = TempDir::new("hupenv");
+    let log = dir.join("gwshim.log");
+    let args = [
+        "--",
+        py,
+        CHILD_PY,
+        "record",
+        dir.str(),
+        "--exit-on",
+        "HUP=1",
+    ];
+    let mut cmd = gwshim(&args, &log);
+    cmd.env("GWSHIM_STOP_SIGNAL", "HUP");
+    let mut run = Running::start(cmd, &log);
+    ready(&dir, &run);
+    kill(run.pid, libc::SIGHUP);
+    let status = run.wait();
+    assert_code(status, 0, "GWSHIM_STOP_SIGNAL=HUP", &run.log_text());
+}
+
+/// A child that dies of a signal gwshim passed on, stop signal or not, ends gwshim the way
+/// it would end the command run alone: gwshim dies of the same signal.
+#[test]
+fn exit_table_child_dies_of_a_forwarded_signal_so_gwshim_does() {
+    let py = need_python!();
+    for (name, sig) in [("USR2", libc::SIGUSR2), ("ALRM", libc::SIGALRM)] {
+        let dir = TempDir::new("fwddie");
+        let (mut run, _) = recorder(py, &dir, &[], &["--die-on", name]);
+        kill(run.pid, sig);
+        let status = run.wait();
+        assert_eq!(
+            (status.signal(), status.code()),
+            (Some(sig), None),
+            "child died of the SIG{name} gwshim forwarded; log:\n{}",
+            run.log_text()
+        );
     }
 }
 
@@ -596,26 +667,31 @@ fn stop_timeout_kills_a_child_that_ignores_term() {
 }
 
 #[test]
-fn stop_timeout_does_not_follow_usr1() {
+fn stop_timeout_starts_only_after_a_stop_signal() {
     let py = need_python!();
-    let dir = TempDir::new("notimeout");
-    let (mut run, child) = recorder(py, &dir, &["--stop-timeout", "0.2"], &[]);
-    kill(run.pid, libc::SIGUSR1);
-    record_len(dir.path(), 1, &run);
-    sleep(Duration::from_millis(1000)); // five times the timeout
-    assert!(
-        stat(child).is_some_and(|s| s.0 != 'Z'),
-        "the child was killed after SIGUSR1"
-    );
-    assert!(run.alive());
-    kill(child, libc::SIGKILL);
-    let status = run.wait();
-    assert_code(
-        status,
-        75,
-        "child killed from outside, no stop requested",
-        &run.log_text(),
-    );
+    for sig in [libc::SIGUSR1, libc::SIGHUP] {
+        let dir = TempDir::new("notimeout");
+        let (mut run, child) = recorder(py, &dir, &["--stop-timeout", "0.2"], &[]);
+        kill(run.pid, sig);
+        record_len(dir.path(), 1, &run);
+        sleep(Duration::from_millis(1000)); // five times the timeout
+        assert!(
+            stat(child).is_some_and(|s| s.0 != 'Z'),
+            "the child was killed after signal {sig}; log:\n{}",
+            run.log_text()
+        );
+        assert!(run.alive());
+        // A stop signal afterwards starts it.
+        kill(run.pid, libc::SIGTERM);
+        let status = run.wait();
+        let log = run.log_text();
+        assert_code(status, 0, "SIGKILLed after the stop timeout", &log);
+        assert!(
+            log.contains("still running 0.2 s after the stop signal"),
+            "{log}"
+        );
+        assert_eq!(record(dir.path()), vec![sig, libc::SIGTERM]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
