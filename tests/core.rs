@@ -376,6 +376,26 @@ fn usage_errors_exit_2_with_one_line() {
             &["--stop-timeout", "-1", "--", "touch", marker],
             "--stop-timeout",
         ),
+        // An empty value never silently changes behaviour (--keep-status '' once meant none).
+        (
+            &["--keep-status", "", "--", "touch", marker],
+            "--keep-status: empty value",
+        ),
+        (&["--grace=", "--", "touch", marker], "--grace: empty value"),
+        (
+            &["--stop-timeout", "99999999999999", "--", "touch", marker],
+            "--stop-timeout: '99999999999999' is too large",
+        ),
+        (
+            &["--group=yes", "--", "touch", marker],
+            "--group takes no value",
+        ),
+        (&["-vx", "--", "touch", marker], "unknown option -x"),
+        (
+            &["--grace", "1", "--grace", "2", "--", "touch", marker],
+            "--grace is given twice",
+        ),
+        (&["--grace"], "--grace needs a value"),
     ];
     for &(args, needle) in cases {
         let out = Command::new(GWSHIM)
@@ -397,6 +417,10 @@ fn usage_errors_exit_2_with_one_line() {
         );
         assert!(stderr.starts_with("gwshim: "), "{args:?}: {stderr:?}");
         assert!(
+            stderr.trim_end().ends_with("(see 'gwshim --help')"),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(
             stderr.contains(needle),
             "{args:?}: {stderr:?} should mention {needle:?}"
         );
@@ -406,6 +430,61 @@ fn usage_errors_exit_2_with_one_line() {
             "{args:?}: the command must not run"
         );
     }
+}
+
+#[test]
+fn command_line_spellings_are_accepted() {
+    let (status, log) = run(&["--keep-status=3", "--grace=0.1", "--", "sh", "-c", "exit 3"]);
+    assert_code(status, 3, "--keep-status=3", &log);
+    let (status, log) = run(&["--restart-status=9", "sh", "-c", "exit 3"]);
+    assert_code(status, 9, "--restart-status=9", &log);
+    for help in ["-h", "--help"] {
+        let out = Command::new(GWSHIM).arg(help).output().expect("gwshim");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        assert!(text.starts_with("Usage: gwshim"), "{help}: {text}");
+        assert!(text.ends_with('\n'), "{help}: the text ends its line");
+        // Every exit status, in order.
+        let codes: Vec<&str> = text
+            .split("Error codes:")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(codes, ["0", "1", "2", "75", "78", "126", "127"], "{text}");
+    }
+}
+
+/// -vv shows more than -v: a line for every signal that reaches gwshim.
+#[test]
+fn very_verbose_shows_more_than_verbose() {
+    let (status, v) = run(&["-v", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-v", &v);
+    let (status, vv) = run(&["-vv", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-vv", &vv);
+    assert!(!v.contains("SIGCHLD from pid"), "{v}");
+    assert!(vv.contains("SIGCHLD from pid"), "{vv}");
+}
+
+/// -q still says why gwshim exited non-zero: the exit line is a warning then.
+#[test]
+fn quiet_keeps_the_exit_line_of_a_failure() {
+    let (status, log) = run(&["-q", "--", "sh", "-c", "exit 1"]);
+    assert_code(status, 75, "-q, exit 1", &log);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>().len(),
+        1,
+        "only the exit line: {log}"
+    );
+    assert!(log.starts_with("gwshim: warning: child pid "), "{log}");
+    assert!(
+        log.contains("exited 1; exiting 75 (failure: restart status)"),
+        "{log}"
+    );
+    let (status, log) = run(&["-q", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-q, exit 0", &log);
+    assert_eq!(log, "", "a clean exit stays quiet");
 }
 
 #[test]
