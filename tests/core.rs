@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -317,16 +318,43 @@ fn exit_table_cannot_exec() {
     let plain = dir.join("plain-file");
     fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
     let plain = plain.to_str().unwrap();
-    let cases: &[(&str, i32)] = &[
-        ("/nonexistent/gwshim-test-command", 127),
-        ("gwshim-test-no-such-command-on-path", 127),
-        (plain, 126),
-        ("/etc", 126),
+    // A venv's entry point after the venv it names was recreated elsewhere.
+    let stale = dir.join("hermes");
+    fs::write(&stale, "#!/nonexistent/old-venv/bin/python3\nimport sys\n").unwrap();
+    fs::set_permissions(&stale, fs::Permissions::from_mode(0o755)).unwrap();
+    let stale = stale.to_str().unwrap();
+    let why_stale = format!(
+        "cannot run {stale}: its interpreter /nonexistent/old-venv/bin/python3 does not exist"
+    );
+    let why_plain = format!("cannot run {plain}: it is not executable");
+    let cases: &[(&str, i32, &str)] = &[
+        (
+            "/nonexistent/gwshim-test-command",
+            127,
+            "cannot run /nonexistent/gwshim-test-command: no such file",
+        ),
+        (
+            "gwshim-test-no-such-command-on-path",
+            127,
+            "cannot run gwshim-test-no-such-command-on-path: not found in PATH",
+        ),
+        (plain, 126, &why_plain),
+        ("/etc", 126, "cannot run /etc: it is a directory"),
+        (stale, 127, &why_stale),
     ];
-    for &(command, want) in cases {
-        let (status, log) = run(&["--", command, "arg"]);
-        assert_code(status, want, &format!("exec {command}"), &log);
-        assert!(log.contains(command), "the log names {command}:\n{log}");
+    // Both ways of starting the child: posix_spawn, and fork + exec (with --pdeathsig).
+    for opts in [&[][..], &["--pdeathsig", "TERM"]] {
+        for &(command, want, why) in cases {
+            let mut args = opts.to_vec();
+            args.extend(["--", command, "arg"]);
+            let (status, log) = run(&args);
+            assert_code(status, want, &format!("{opts:?} exec {command}"), &log);
+            assert_eq!(
+                log,
+                format!("gwshim: error: {why}\n"),
+                "{opts:?}: one line, no repeated text"
+            );
+        }
     }
 }
 
