@@ -8,6 +8,7 @@
 //! The choices are pure functions over a /proc snapshot; the syscalls are at the bottom.
 
 use crate::error::{Error, Result};
+use crate::logging::count;
 use crate::proc::{self, Entry};
 use crate::signals::{self, Set, Signals};
 use crate::{reap, timespan};
@@ -114,9 +115,13 @@ pub fn pending<'a>(targets: &'a [Entry], sent: &BTreeSet<Key>) -> Vec<&'a Entry>
     targets.iter().filter(|e| !sent.contains(&key(e))).collect()
 }
 
+/// "pid 7", "pids 7 8".
 fn pid_list(entries: &[&Entry]) -> String {
     let pids: Vec<String> = entries.iter().map(|e| e.pid.to_string()).collect();
-    pids.join(" ")
+    match pids.len() {
+        1 => format!("pid {}", pids[0]),
+        _ => format!("pids {}", pids.join(" ")),
+    }
 }
 
 /// Ends every leftover process, as the module comment says, and reaps them. `main` is the
@@ -143,15 +148,15 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
     let all: Vec<&Entry> = targets.iter().collect();
     let (mut phase, mut deadline) = if opts.grace.is_zero() {
         info!(
-            "ending {} leftover processes (pids {}) with SIGKILL (grace 0)",
-            all.len(),
+            "ending {} ({}) with SIGKILL (grace 0)",
+            count(all.len(), "leftover process", "leftover processes"),
             pid_list(&all)
         );
         (Phase::Kill, started + KILL_WAIT)
     } else {
         info!(
-            "ending {} leftover processes (pids {}) with SIGTERM, grace {}",
-            all.len(),
+            "ending {} ({}) with SIGTERM, grace {}",
+            count(all.len(), "leftover process", "leftover processes"),
             pid_list(&all),
             timespan::show(opts.grace)
         );
@@ -170,7 +175,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
             Phase::Kill => {
                 let batch = pending(&targets, &killed);
                 if !batch.is_empty() && !opts.grace.is_zero() {
-                    warn!("pids {} needed SIGKILL", pid_list(&batch));
+                    warn!("{} needed SIGKILL", pid_list(&batch));
                 }
                 for e in batch {
                     send(e, libc::SIGKILL);
@@ -186,7 +191,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
             None => {
                 let left: Vec<&Entry> = targets.iter().collect();
                 warn!(
-                    "pids {} still there {} after SIGKILL (uninterruptible sleep?); exiting without them",
+                    "{} still there {} after SIGKILL (uninterruptible sleep?); exiting without them",
                     pid_list(&left),
                     timespan::show(KILL_WAIT)
                 );
@@ -215,8 +220,8 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
         targets = select(&proc::snapshot(), me, opts.group);
         if targets.is_empty() {
             info!(
-                "leftover processes ended after {:.2} s",
-                started.elapsed().as_secs_f64()
+                "leftover processes ended after {}",
+                timespan::show(started.elapsed())
             );
             return Ok(());
         }

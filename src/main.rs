@@ -152,7 +152,10 @@ fn say(to: &mut dyn std::io::Write, text: &str) {
 fn notify_relay(config: &cli::Config) -> Option<notify::Relay> {
     let value = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay)?;
     let Some(target) = notify::parse_target(&value) else {
-        log::warn!("NOTIFY_SOCKET={value:?} is not a socket address; passed on as is");
+        log::warn!(
+            "NOTIFY_SOCKET='{}' is not a socket address; passed on as is",
+            value.to_string_lossy()
+        );
         return None;
     };
     let dir = pacing::state_folder(config.pacing.state_dir.as_deref())?;

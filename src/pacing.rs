@@ -477,8 +477,11 @@ impl Pacer {
             );
             store.save(&history);
             debug!(
-                "pacing {service}: {settings:?}; {} recent starts",
-                history.starts.len()
+                "pacing {service}: start limit {}/{} (0: none), RestartSec {}; {}",
+                settings.burst,
+                timespan::show(settings.interval),
+                timespan::show(settings.restart_sec),
+                crate::logging::count(history.starts.len(), "recent start", "recent starts")
             );
         }
         Some(Pacer {

@@ -844,6 +844,14 @@ fn orphans_are_adopted_and_reaped() {
         .collect();
     assert!(zombies.is_empty(), "zombies left under gwshim: {zombies:?}");
     assert!(run.alive());
+    // Each reap is logged in plain words (not Rust's `Exited(0)`).
+    let log = run.log_text();
+    for pid in orphans {
+        assert!(
+            log.contains(&format!("reaped orphan pid {pid}, which exited 0")),
+            "{log}"
+        );
+    }
     kill(run.pid, libc::SIGTERM);
     let status = run.wait();
     assert_code(status, 0, "stopped with TERM", &run.log_text());
