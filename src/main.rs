@@ -4,7 +4,8 @@
 use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
-    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
+    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
+    supervisor, workdir,
 };
 use log::{error, warn};
 use std::process::exit as exit_with;
@@ -18,7 +19,7 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
+    let mut config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             say(&mut std::io::stdout(), &text);
@@ -33,6 +34,11 @@ fn main() {
         }
     };
     logging::init(config.log_level);
+    // gwshim leaves its working directory once the child runs: paths first become absolute.
+    let mut absolute = true;
+    if let Some(dir) = config.pacing.state_dir.as_mut() {
+        absolute &= workdir::make_absolute(dir);
+    }
 
     let sigchld = match signals::default_sigchld() {
         Ok(action) => action,
@@ -48,13 +54,19 @@ fn main() {
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
     }
-    let pidfiles = match &config.pidfiles {
+    let mut pidfiles = match &config.pidfiles {
         cli::Pidfiles::Off => Vec::new(),
         cli::Pidfiles::These(targets) => targets.clone(),
         cli::Pidfiles::GatewayDefault => hermes::gateway_target(&config.command)
             .into_iter()
             .collect(),
     };
+    for target in &mut pidfiles {
+        absolute &= workdir::make_absolute(&mut target.pid);
+        if let Some(lock) = target.lock.as_mut() {
+            absolute &= workdir::make_absolute(lock);
+        }
+    }
     let own_pid = i64::from(std::process::id());
     pidfile::clean(&pidfiles, own_pid);
     let setup = child::Setup {
@@ -70,6 +82,7 @@ fn main() {
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => {
             guard::watch(pid, config.group);
+            workdir::leave(absolute);
             pid
         }
         Err(failure) => {

@@ -304,7 +304,8 @@ pub fn state_folder(state_dir: Option<&Path>) -> Option<PathBuf> {
     };
     for dir in &candidates {
         match private_dir(dir, uid) {
-            Ok(()) => return Some(dir.clone()),
+            // Absolute: gwshim leaves its working directory once the child runs.
+            Ok(()) => return Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
             Err(e) => debug!("state folder {}: {e}", dir.display()),
         }
     }

@@ -857,6 +857,64 @@ fn orphans_are_adopted_and_reaped() {
     assert_code(status, 0, "stopped with TERM", &run.log_text());
 }
 
+/// The child starts in gwshim's working directory; gwshim itself moves to `/`, so it keeps no
+/// mount point busy, and still finds its relative pid file and state folder afterwards.
+#[test]
+fn gwshim_leaves_its_working_directory_to_the_child() {
+    let dir = TempDir::new("cwd");
+    let log = dir.join("gwshim.log");
+    let script = "echo $$ > rel.pid; touch ready; exec sleep 30";
+    let args = [
+        "--pidfile",
+        "rel.pid",
+        "--state-dir",
+        "state",
+        "--start-limit",
+        "0",
+        "--backoff",
+        "0",
+        "--restart-sec",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut cmd = gwshim(&args, &log);
+    cmd.current_dir(dir.path());
+    let mut run = Running::start(cmd, &log);
+    assert!(
+        wait_until(|| dir.join("ready").exists()),
+        "{}",
+        run.log_text()
+    );
+    let child: i32 = fs::read_to_string(dir.join("rel.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cwd = |pid: i32| fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd(run.pid), std::path::PathBuf::from("/"), "gwshim's cwd");
+    assert_eq!(
+        cwd(child),
+        dir.path().canonicalize().unwrap(),
+        "the child's cwd"
+    );
+    kill(child, libc::SIGKILL);
+    let status = run.wait();
+    let text = run.log_text();
+    assert_code(status, 75, "child SIGKILLed", &text);
+    // Cleaned after the child's end, from /: the path was made absolute first.
+    assert!(
+        !dir.join("rel.pid").exists(),
+        "the stale pid file is gone: {text}"
+    );
+    assert!(text.contains("removed stale"), "{text}");
+    assert!(!text.contains("cannot"), "{text}");
+    let state: Vec<_> = fs::read_dir(dir.join("state")).unwrap().collect();
+    assert_eq!(state.len(), 1, "one pacing state file, in ./state");
+}
+
 // ---------------------------------------------------------------------------------------
 // What the child inherits
 
