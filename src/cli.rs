@@ -214,7 +214,7 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             })
         })
         .collect::<Result<_, _>>()?;
-    let opts = normalize(&opts, &Args::get_args_info().flags)?;
+    let opts = normalize(&opts, Args::get_args_info().flags)?;
     let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
