@@ -984,7 +984,7 @@ fn argv_env_cwd_and_stdio_pass_through() {
     let py = need_python!();
     let dir = TempDir::new("info");
     let args = ["two words", "", "  ", "--", "-v", "x\ty", "é"];
-    let mut cmd = info_cmd(py, &["-q"], "3", &args);
+    let mut cmd = info_cmd(py, &["-qq"], "3", &args);
     cmd.current_dir(dir.path())
         .env("GW_TEST_VAR", "a value = with spaces");
     let (status, out, err) = run_captured(cmd, b"line one\nline two\n");
@@ -1009,7 +1009,7 @@ fn argv_env_cwd_and_stdio_pass_through() {
     );
     assert_eq!(
         err, "child stderr line\n",
-        "stderr is the child's (gwshim -q says nothing)"
+        "stderr is the child's (gwshim -qq says nothing)"
     );
 }
 
