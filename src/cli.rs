@@ -330,7 +330,7 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
 /// each as it goes, so every mistake is reported in gwshim's words, naming the option:
 /// `--opt=value` becomes `--opt value`, `-h` `--help`, `-vq` `-v -q`. The first word that is
 /// not an option starts the command: it and everything after it pass unchanged. Pure.
-pub fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
+fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
     let mut out = Vec::new();
     let mut given: Vec<&str> = Vec::new();
     let mut words = opts.iter().copied();
@@ -478,9 +478,10 @@ impl Twins {
         }
         value!(
             keep_status: "--keep-status", restart_status: "--restart-status",
-            stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace", pdeathsig: "--pdeathsig",
-            name: "--name", state_dir: "--state-dir", start_limit: "--start-limit",
-            restart_sec: "--restart-sec", backoff: "--backoff", min_uptime: "--min-uptime",
+            stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace",
+            pdeathsig: "--pdeathsig", name: "--name", state_dir: "--state-dir",
+            start_limit: "--start-limit", restart_sec: "--restart-sec", backoff: "--backoff",
+            min_uptime: "--min-uptime",
         );
         switch!(
             transparent: "--transparent", group: "--group", leave_orphans: "--leave-orphans",

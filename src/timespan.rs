@@ -23,7 +23,8 @@ pub enum Refused {
 /// Like `parse`, telling a span that is too long from one that is no span at all.
 pub fn parse_checked(text: &str) -> Result<Duration, Refused> {
     let total = seconds(text).ok_or(Refused::NotASpan)?;
-    if total > MAX_SECS as f64 {
+    // Whole seconds up to MAX_SECS, with any fraction of the last one.
+    if total >= (MAX_SECS + 1) as f64 {
         return Err(Refused::TooLarge);
     }
     Duration::try_from_secs_f64(total).map_err(|_| Refused::NotASpan)
