@@ -219,7 +219,7 @@ pub fn write_pid(entry: &mut [u8], pid: u32) {
 pub fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnFailure> {
     let name = program.to_string_lossy();
     let fail = |what: &str, status| SpawnFailure {
-        message: format!("{name}: {what}"),
+        message: format!("cannot run {name}: {what}"),
         status,
     };
     if program.is_empty() {
@@ -246,14 +246,17 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Spa
         }
     }
     match denied {
-        Some(p) => Err(fail(&format!("permission denied ({})", p.display()), 126)),
-        None => Err(fail("command not found in PATH", 127)),
+        Some(p) => Err(fail(&format!("{} is not executable", p.display()), 126)),
+        None => Err(fail("not found in PATH", 127)),
     }
 }
 
-fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnFailure> {
+fn cstring(bytes: &[u8], what: &str, program: &OsStr) -> Result<CString, SpawnFailure> {
     CString::new(bytes).map_err(|_| SpawnFailure {
-        message: format!("{what} contains a NUL byte"),
+        message: format!(
+            "cannot run {}: {what} contains a NUL byte",
+            program.to_string_lossy()
+        ),
         status: 126,
     })
 }
@@ -266,10 +269,10 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
         });
     };
     let path = resolve(program, std::env::var_os("PATH").as_deref())?;
-    let c_path = cstring(path.as_os_str().as_bytes(), "the command")?;
+    let c_path = cstring(path.as_os_str().as_bytes(), "the command", program)?;
     let c_args = command
         .iter()
-        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .map(|a| cstring(a.as_bytes(), "an argument", program))
         .collect::<Result<Vec<_>, _>>()?;
     let vars = child_env(
         std::env::vars_os(),
@@ -374,15 +377,90 @@ fn die_of(sig: i32) -> ! {
     }
 }
 
-fn failure(path: &Path, e: &io::Error) -> SpawnFailure {
-    let (what, status) = match e.kind() {
-        io::ErrorKind::NotFound => ("not found", 127),
-        io::ErrorKind::PermissionDenied => ("permission denied", 126),
-        _ => ("cannot execute", 126),
+/// What is at a path that could not be executed, for the message that says why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    pub exists: bool,
+    pub is_dir: bool,
+    pub executable: bool,
+    /// The interpreter its `#!` line names, and whether that exists.
+    pub interpreter: Option<(String, bool)>,
+    /// An ELF binary (ENOENT then means its dynamic loader is missing).
+    pub elf: bool,
+}
+
+/// Looks at `path` after a failed exec. Only reads: the child is not running.
+fn look_at(path: &Path) -> Found {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Found::default();
+    };
+    let mut head = [0u8; 256];
+    let len = std::fs::File::open(path)
+        .and_then(|mut f| io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    let interpreter = shebang(&head[..len]).map(|i| {
+        let exists = Path::new(&i).exists();
+        (i, exists)
+    });
+    Found {
+        exists: true,
+        is_dir: meta.is_dir(),
+        executable: access(path, AccessFlags::X_OK).is_ok(),
+        interpreter,
+        elf: head[..len].starts_with(b"\x7fELF"),
+    }
+}
+
+/// The interpreter a `#!` line names (its first word), if the file starts with one. Pure.
+pub fn shebang(head: &[u8]) -> Option<String> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let word = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())?;
+    Some(String::from_utf8_lossy(word).into_owned())
+}
+
+/// Why exec of `path` failed with `errno`, in one line, and the shell's status for it. Pure.
+pub fn explain(path: &Path, errno: i32, found: &Found) -> SpawnFailure {
+    let (why, status) = match errno {
+        libc::ENOENT if !found.exists => ("no such file".to_string(), 127),
+        libc::ENOENT => match &found.interpreter {
+            Some((i, false)) => (format!("its interpreter {i} does not exist"), 127),
+            Some((i, true)) => (
+                format!("its interpreter {i} cannot start (a file it needs does not exist)"),
+                127,
+            ),
+            None if found.elf => (
+                "its dynamic loader does not exist (built for another system?)".to_string(),
+                127,
+            ),
+            None => ("a file it needs does not exist".to_string(), 127),
+        },
+        libc::EACCES if found.is_dir => ("it is a directory".to_string(), 126),
+        libc::EACCES if found.exists && !found.executable => {
+            ("it is not executable".to_string(), 126)
+        }
+        libc::EACCES => match &found.interpreter {
+            Some((i, true)) => (format!("permission denied for its interpreter {i}"), 126),
+            _ => ("permission denied".to_string(), 126),
+        },
+        libc::ENOEXEC => ("not an executable format (no #! line?)".to_string(), 126),
+        e => (nix::errno::Errno::from_raw(e).desc().to_string(), 126),
     };
     SpawnFailure {
-        message: format!("{}: {what} ({e})", path.display()),
+        message: format!("cannot run {}: {why}", path.display()),
         status,
+    }
+}
+
+fn failure(path: &Path, e: &io::Error) -> SpawnFailure {
+    match e.raw_os_error() {
+        Some(errno) => explain(path, errno, &look_at(path)),
+        None => SpawnFailure {
+            message: format!("cannot run {}: {e}", path.display()),
+            status: 126,
+        },
     }
 }
 
@@ -508,6 +586,63 @@ mod tests {
         let mut short = b"P=1".to_vec();
         write_pid(&mut short, 12345);
         assert_eq!(short, b"P=1", "never writes past the room it has");
+    }
+
+    #[test]
+    fn explains_exec_failures() {
+        let found = |interpreter: Option<(&str, bool)>| Found {
+            exists: true,
+            executable: true,
+            interpreter: interpreter.map(|(i, e)| (i.to_string(), e)),
+            ..Found::default()
+        };
+        let dir = Found {
+            is_dir: true,
+            ..found(None)
+        };
+        let plain = Found {
+            executable: false,
+            ..found(None)
+        };
+        let elf = Found {
+            elf: true,
+            ..found(None)
+        };
+        let old = Some(("/old/venv/bin/python3", false));
+        let table: &[(i32, &Found, &str, i32)] = &[
+            (libc::ENOENT, &Found::default(), "no such file", 127),
+            (
+                libc::ENOENT,
+                &found(old),
+                "its interpreter /old/venv/bin/python3 does not exist",
+                127,
+            ),
+            (libc::ENOENT, &elf, "its dynamic loader does not exist", 127),
+            (libc::EACCES, &dir, "it is a directory", 126),
+            (libc::EACCES, &plain, "it is not executable", 126),
+            (libc::ENOEXEC, &found(None), "not an executable format", 126),
+            (libc::ETXTBSY, &found(None), "Text file busy", 126),
+        ];
+        for &(errno, found, want, status) in table {
+            let f = explain(Path::new("/v/bin/hermes"), errno, found);
+            assert_eq!(f.status, status, "{errno} {found:?}");
+            assert!(
+                f.message.starts_with("cannot run /v/bin/hermes: ") && f.message.contains(want),
+                "{errno} {found:?}: {}",
+                f.message
+            );
+        }
+        assert_eq!(
+            explain(Path::new("/v/bin/hermes"), libc::ENOENT, &found(old)).message,
+            "cannot run /v/bin/hermes: its interpreter /old/venv/bin/python3 does not exist"
+        );
+        assert_eq!(
+            shebang(b"#!/usr/bin/env python3\n"),
+            Some("/usr/bin/env".into())
+        );
+        assert_eq!(shebang(b"#! /bin/sh -e"), Some("/bin/sh".into()));
+        assert_eq!(shebang(b"#!\n"), None);
+        assert_eq!(shebang(b"\x7fELF"), None);
     }
 
     #[test]

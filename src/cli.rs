@@ -1,15 +1,15 @@
 //! The command line: `gwshim [OPTIONS] -- COMMAND [ARGS...]`.
 
-use crate::exit::Policy;
+use crate::exit::{DEFAULT_STOP_SIGNALS, Policy};
 use crate::pidfile::Target;
-use crate::signals::{self, Rewrites};
+use crate::signals::{self, Rewrites, Set};
 use crate::{pacing, timespan};
-use argh::FromArgs;
+use argh::{ArgsInfo, FlagInfo, FlagInfoKind, FromArgs, Optionality};
 use log::LevelFilter;
 use std::ffi::OsString;
 use std::time::Duration;
 
-#[derive(FromArgs, Debug, Default)]
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
 #[argh(
     description = "Run COMMAND as a supervised child: forward signals, reap zombies and turn its \
 failures into a status that makes systemd restart it.",
@@ -22,13 +22,19 @@ Every option has an environment twin, GWSHIM_ and its name in capitals: GWSHIM_S
 GWSHIM_TRANSPARENT=1 (switches take 1/0, true/false, yes/no, on/off), GWSHIM_PIDFILE=a,b (lists \
 are comma-separated); a flag wins over its variable, and no GWSHIM_* variable reaches the child. \
 GWSHIM_LOG=off|error|warn|info|debug|trace sets the log level, as -v (debug), -vv (trace), \
--q (warnings) and -qq (errors) do.",
+-q (warnings) and -qq (errors) do. Options take --opt VALUE or --opt=VALUE; an empty VALUE is a \
+usage error, an empty GWSHIM_* variable counts as unset. Besides the codes below: a status in \
+--keep-status is passed on as is; when the child died of a signal gwshim passed on (a stop \
+signal, a hangup), gwshim dies of the same signal; --transparent passes every status on, 128+N \
+for signal N.",
+    error_code(0, "the child exited 0, or ended after a stop signal (--stop-signal)."),
+    error_code(1, "gwshim itself could not set up (signals), before COMMAND started."),
     error_code(2, "usage error: a bad option or value, or no COMMAND."),
     error_code(75, "the child failed or was killed unasked (see --restart-status)."),
     error_code(78, "the child exited 78, a fatal configuration error (kept as is)."),
     error_code(126, "COMMAND was found but could not be executed."),
-    error_code(127, "COMMAND was not found."),
-    error_code(1, "gwshim itself could not set up (signals), before COMMAND started.")
+    error_code(127, "COMMAND, or the interpreter its #! line names, was not found."),
+    help_triggers("-h", "--help")
 )]
 struct Args {
     /// child exit statuses passed through unchanged, comma-separated (default 75,78; 0 always
@@ -54,8 +60,14 @@ struct Args {
     #[argh(switch)]
     group: bool,
 
-    /// after forwarding a stop signal (TERM, INT, QUIT, HUP), SIGKILL the child if it is still
-    /// running after SECS (default: never; never after SIGUSR1), e.g. --stop-timeout 60
+    /// the signals that ask the child to stop for good (default TERM,INT,QUIT; "none"): once
+    /// one reached it, any exit means a clean stop (0). Others, HUP included, are only passed
+    /// on. E.g. --stop-signal TERM,INT,QUIT,HUP
+    #[argh(option, arg_name = "LIST")]
+    stop_signal: Option<String>,
+
+    /// after forwarding a stop signal (--stop-signal), SIGKILL the child if it is still
+    /// running after SECS (default: never; never after other signals), e.g. --stop-timeout 60
     #[argh(option, arg_name = "SECS")]
     stop_timeout: Option<String>,
 
@@ -148,6 +160,8 @@ pub struct Config {
     pub rewrites: Rewrites,
     pub group: bool,
     pub stop_timeout: Option<Duration>,
+    /// --stop-signal
+    pub stop_signals: Set,
     pub supervisor_env: bool,
     pub pidfiles: Pidfiles,
     pub log_level: LevelFilter,
@@ -192,37 +206,26 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     let opts: Vec<&str> = opts
         .iter()
         .map(|a| {
-            a.to_str()
-                .ok_or_else(|| Usage(format!("option {a:?} is not valid UTF-8")))
+            a.to_str().ok_or_else(|| {
+                Usage(format!(
+                    "option '{}' is not valid UTF-8",
+                    a.to_string_lossy()
+                ))
+            })
         })
         .collect::<Result<_, _>>()?;
-    // argh takes no bundled short flags; -vv and -qq are too common not to accept.
-    let opts: Vec<&str> = opts
-        .into_iter()
-        .flat_map(|a| match a {
-            "-vv" => vec!["-v", "-v"],
-            "-qq" => vec!["-q", "-q"],
-            a => vec![a],
-        })
-        .collect();
+    let opts = normalize(&opts, Args::get_args_info().flags)?;
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
         Err(early) if early.status.is_ok() => {
-            return Ok(Parsed::Exit {
-                text: early.output,
-                status: 0,
-            });
+            let text = format!("{}\n", early.output.trim_end());
+            return Ok(Parsed::Exit { text, status: 0 });
         }
+        // `normalize` has caught what argh would refuse; this is a safety net.
         Err(early) => {
-            return Err(Usage(
-                early
-                    .output
-                    .lines()
-                    .next()
-                    .unwrap_or("bad usage")
-                    .trim()
-                    .to_string(),
-            ));
+            let line = early.output.lines().next().unwrap_or("bad usage").trim();
+            return Err(Usage(line.trim_end_matches('.').to_string()));
         }
     };
     if args.version {
@@ -265,6 +268,9 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         .into_iter()
         .flatten()
         .collect();
+    let stop_signals = twins
+        .parse("--stop-signal", &args.stop_signal, parse_stop_signals)?
+        .map_or(Set::of(&DEFAULT_STOP_SIGNALS), |sigs| Set::of(&sigs));
     let stop_timeout = twins.parse("--stop-timeout", &args.stop_timeout, parse_seconds)?;
     let grace = twins
         .parse("--grace", &args.grace, parse_seconds)?
@@ -290,7 +296,8 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
                 .collect(),
         ),
     };
-    let log_level = log_level(args.verbose, args.quiet, env("GWSHIM_LOG"))?;
+    let log_env = env("GWSHIM_LOG").filter(|v| !is_blank(v));
+    let log_level = log_level(args.verbose, args.quiet, log_env)?;
     let pacing = pacing::Options {
         disabled: args.no_pacing,
         name: args.name.clone(),
@@ -299,6 +306,7 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         restart_sec: twins.parse("--restart-sec", &args.restart_sec, parse_seconds)?,
         backoff: twins.parse("--backoff", &args.backoff, parse_backoff)?,
         min_uptime: twins.parse("--min-uptime", &args.min_uptime, parse_seconds)?,
+        stop_signals,
     };
     Ok(Parsed::Run(Box::new(Config {
         command,
@@ -306,6 +314,7 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         rewrites: Rewrites(rewrites),
         group: args.group,
         stop_timeout,
+        stop_signals,
         supervisor_env: !args.no_supervisor_env,
         pidfiles,
         log_level,
@@ -315,6 +324,79 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         leave_orphans: args.leave_orphans,
         pdeathsig,
     })))
+}
+
+/// Rewrites the options (the words before `--`) into the one spelling argh takes, checking
+/// each as it goes, so every mistake is reported in gwshim's words, naming the option:
+/// `--opt=value` becomes `--opt value`, `-h` `--help`, `-vq` `-v -q`. The first word that is
+/// not an option starts the command: it and everything after it pass unchanged. Pure.
+fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
+    let mut out = Vec::new();
+    let mut given: Vec<&str> = Vec::new();
+    let mut words = opts.iter().copied();
+    while let Some(word) = words.next() {
+        if word == "-h" || word == "--help" {
+            return Ok(vec!["--help".to_string()]);
+        }
+        let (found, inline, spelled): (Vec<&FlagInfo>, Option<&str>, String) =
+            if let Some(long) = word.strip_prefix("--").filter(|l| !l.is_empty()) {
+                let (name, inline) = match long.split_once('=') {
+                    Some((name, value)) => (name, Some(value)),
+                    None => (long, None),
+                };
+                let flag = flags
+                    .iter()
+                    .find(|f| f.long.strip_prefix("--") == Some(name));
+                let flag = flag.ok_or_else(|| Usage(format!("unknown option --{name}")))?;
+                (vec![flag], inline, format!("--{name}"))
+            } else if let Some(shorts) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+                let cluster = shorts
+                    .chars()
+                    .map(|c| {
+                        match c {
+                            'h' => flags.iter().find(|f| f.long == "--help"),
+                            c => flags.iter().find(|f| f.short == Some(c)),
+                        }
+                        .ok_or_else(|| match shorts.chars().count() {
+                            1 => Usage(format!("unknown option -{c}")),
+                            _ => Usage(format!("unknown option -{c} (in {word})")),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (cluster, None, word.to_string())
+            } else {
+                out.push(word.to_string());
+                out.extend(words.map(str::to_string));
+                break;
+            };
+        for flag in found {
+            let name = flag.long;
+            match flag.kind {
+                FlagInfoKind::Switch => {
+                    if inline.is_some() {
+                        return Err(Usage(format!("{name} takes no value: {word}")));
+                    }
+                    out.push(name.to_string());
+                }
+                FlagInfoKind::Option { arg_name } => {
+                    let Some(value) = inline.or_else(|| words.next()) else {
+                        return Err(Usage(format!("{spelled} needs a value ({arg_name})")));
+                    };
+                    if value.trim().is_empty() {
+                        return Err(Usage(format!(
+                            "{name}: empty value; leave the option out for its default"
+                        )));
+                    }
+                    if flag.optionality != Optionality::Repeating && given.contains(&name) {
+                        return Err(Usage(format!("{name} is given twice")));
+                    }
+                    given.push(name);
+                    out.extend([name.to_string(), value.to_string()]);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilter, Usage> {
@@ -327,7 +409,8 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or_else(|| {
                     Usage(format!(
-                        "GWSHIM_LOG: unknown level {v:?} (off, error, warn, info, debug, trace)"
+                        "GWSHIM_LOG: unknown level '{}' (off, error, warn, info, debug, trace)",
+                        v.to_string_lossy()
                     ))
                 })?,
         },
@@ -335,7 +418,7 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
         (_, 0) => Debug,
         (0, 1) => Warn,
         (0, _) => Error,
-        _ => return Err(Usage("-v and -q together".into())),
+        _ => return Err(Usage("-v and -q contradict each other".into())),
     })
 }
 
@@ -360,14 +443,17 @@ impl Twins {
         let mut from_env = Vec::new();
         let mut get = |flag: &'static str| -> Result<Option<String>, Usage> {
             let var = twin_of(flag);
-            let Some(value) = env(&var) else {
+            // Empty counts as unset: `Environment=GWSHIM_X=` must not change behaviour.
+            let Some(value) = env(&var).filter(|v| !is_blank(v)) else {
                 return Ok(None);
             };
             from_env.push(flag);
-            value
-                .into_string()
-                .map(Some)
-                .map_err(|v| Usage(format!("{var}: {v:?} is not valid UTF-8")))
+            value.into_string().map(Some).map_err(|v| {
+                Usage(format!(
+                    "{var}: '{}' is not valid UTF-8",
+                    v.to_string_lossy()
+                ))
+            })
         };
         macro_rules! value {
             ($($field:ident: $flag:literal),* $(,)?) => {$(
@@ -392,9 +478,10 @@ impl Twins {
         }
         value!(
             keep_status: "--keep-status", restart_status: "--restart-status",
-            stop_timeout: "--stop-timeout", grace: "--grace", pdeathsig: "--pdeathsig",
-            name: "--name", state_dir: "--state-dir", start_limit: "--start-limit",
-            restart_sec: "--restart-sec", backoff: "--backoff", min_uptime: "--min-uptime",
+            stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace",
+            pdeathsig: "--pdeathsig", name: "--name", state_dir: "--state-dir",
+            start_limit: "--start-limit", restart_sec: "--restart-sec", backoff: "--backoff",
+            min_uptime: "--min-uptime",
         );
         switch!(
             transparent: "--transparent", group: "--group", leave_orphans: "--leave-orphans",
@@ -485,8 +572,37 @@ pub fn parse_pidfile(text: &str) -> Result<Target, String> {
 
 /// A time span: "30" (seconds), "0.5", "100ms", "10s", "5min".
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    timespan::parse(text)
-        .ok_or_else(|| format!("'{text}' is not a time span (e.g. 30, 0.5, 100ms, 10s, 5min)"))
+    timespan::parse_checked(text).map_err(|e| match e {
+        timespan::Refused::TooLarge => format!(
+            "'{text}' is too large (at most {} s, about 136 years)",
+            timespan::MAX_SECS
+        ),
+        timespan::Refused::NotASpan => {
+            format!("'{text}' is not a time span (e.g. 30, 0.5, 100ms, 10s, 5min)")
+        }
+    })
+}
+
+/// "TERM,INT,QUIT", or "none". SIGKILL and SIGSTOP never reach gwshim and SIGCHLD is its
+/// own, so none of them can be one.
+pub fn parse_stop_signals(text: &str) -> Result<Vec<i32>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|s| {
+            let sig = signals::parse_signal(s)?;
+            match [nix::libc::SIGKILL, nix::libc::SIGSTOP, nix::libc::SIGCHLD].contains(&sig) {
+                true => Err(format!("{} cannot be a stop signal", signals::name(sig))),
+                false => Ok(sig),
+            }
+        })
+        .collect()
+}
+
+/// Empty or only blanks.
+fn is_blank(value: &std::ffi::OsStr) -> bool {
+    value.to_str().is_some_and(|v| v.trim().is_empty())
 }
 
 /// "5/10s", "5/600", "0" or "none" (no limit).
@@ -498,10 +614,12 @@ pub fn parse_start_limit(text: &str) -> Result<(u32, Duration), String> {
     let (burst, interval) = t
         .split_once('/')
         .ok_or_else(|| format!("'{text}' is not BURST/INTERVAL (e.g. 5/10s)"))?;
-    let burst = burst
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| format!("'{burst}' is not a number of starts"))?;
+    let burst = burst.trim().parse::<u32>().map_err(|_| {
+        match burst.trim().bytes().all(|b| b.is_ascii_digit()) {
+            true => format!("'{burst}' starts are too many (at most {})", u32::MAX),
+            false => format!("'{burst}' is not a number of starts"),
+        }
+    })?;
     Ok((burst, parse_seconds(interval)?))
 }
 
@@ -698,6 +816,11 @@ mod tests {
                 "HUP:USR1,TERM:none",
             ),
             (&["--group"], "GWSHIM_GROUP", "yes"),
+            (
+                &["--stop-signal", "TERM,HUP"],
+                "GWSHIM_STOP_SIGNAL",
+                "TERM,HUP",
+            ),
             (&["--stop-timeout", "7"], "GWSHIM_STOP_TIMEOUT", "7"),
             (&["--grace", "10"], "GWSHIM_GRACE", "10"),
             (&["--leave-orphans"], "GWSHIM_LEAVE_ORPHANS", "true"),
@@ -745,5 +868,109 @@ mod tests {
             assert!(err.starts_with(var), "{var}: {err}");
         }
         assert_eq!(twin_of("--stop-timeout"), "GWSHIM_STOP_TIMEOUT");
+        // An empty variable counts as unset, whatever kind of option it twins.
+        for var in [
+            "GWSHIM_KEEP_STATUS",
+            "GWSHIM_TRANSPARENT",
+            "GWSHIM_REWRITE_SIGNAL",
+            "GWSHIM_STOP_SIGNAL",
+            "GWSHIM_GRACE",
+            "GWSHIM_PIDFILE",
+            "GWSHIM_NAME",
+            "GWSHIM_LOG",
+        ] {
+            for empty in ["", " "] {
+                let c = run_env(&["--", "x"], &[(var, empty)]);
+                assert_eq!(format!("{:?}", c.unwrap()), default, "{var}={empty:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn spellings_of_the_command_line() {
+        let level = |args: &[&str]| run(args).map(|c| c.log_level);
+        // --opt=value, for every option that takes one
+        let c = run(&[
+            "--grace=10",
+            "--keep-status=3",
+            "--stop-signal=HUP",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.grace, Duration::from_secs(10));
+        assert_eq!(c.policy.keep, vec![3]);
+        assert_eq!(c.stop_signals, Set::of(&[1]));
+        let c = run(&[
+            "--rewrite-signal=HUP:USR1",
+            "--rewrite-signal",
+            "TERM:none",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.rewrites, Rewrites(vec![(1, Some(10)), (15, None)]));
+        assert_eq!(
+            run(&["--name=a=b", "x"]).unwrap().pacing.name.as_deref(),
+            Some("a=b")
+        );
+        // bundled short switches are repeated ones
+        assert_eq!(level(&["-vv", "x"]), Ok(LevelFilter::Trace));
+        assert_eq!(level(&["-v", "-v", "x"]), Ok(LevelFilter::Trace));
+        assert_eq!(level(&["-qq", "x"]), Ok(LevelFilter::Error));
+        assert_eq!(level(&["-q", "x"]), Ok(LevelFilter::Warn));
+        // -h and --help, wherever they are among the options
+        for args in [&["-h"][..], &["--help"], &["-v", "-h"], &["-vh", "x"]] {
+            assert!(
+                run(args).unwrap_err().starts_with("exit: Usage: gwshim"),
+                "{args:?}"
+            );
+        }
+        // after the first word that is no option, everything is the command
+        let c = run(&["-v", "prog", "--grace=", "-h"]).unwrap();
+        assert_eq!(c.command, vec!["prog", "--grace=", "-h"]);
+        // each mistake named, in one line
+        for (args, want) in [
+            (&["--grace=", "x"][..], "--grace: empty value"),
+            (&["--grace", "", "x"], "--grace: empty value"),
+            (&["--keep-status", "", "x"], "--keep-status: empty value"),
+            (&["--keep-status", " ", "x"], "--keep-status: empty value"),
+            (&["--rewrite-signal=", "x"], "--rewrite-signal: empty value"),
+            (&["--group=1", "x"], "--group takes no value"),
+            (&["--bogus", "x"], "unknown option --bogus"),
+            (&["--bogus=1", "x"], "unknown option --bogus"),
+            (&["-x", "x"], "unknown option -x"),
+            (&["-vx", "x"], "unknown option -x (in -vx)"),
+            (&["--grace"], "--grace needs a value (SECS)"),
+            (
+                &["--grace", "1", "--grace=2", "x"],
+                "--grace is given twice",
+            ),
+            (&["-v", "-q", "x"], "-v and -q contradict each other"),
+            (&["--stop-timeout", "99999999999999", "x"], "is too large"),
+            (
+                &["--stop-signal", "KILL", "x"],
+                "SIGKILL cannot be a stop signal",
+            ),
+            (
+                &["--stop-signal", "HUP,", "x"],
+                "--stop-signal: unknown signal ''",
+            ),
+            (&["--start-limit", "99999999999/10s", "x"], "too many"),
+        ] {
+            let err = run(args).unwrap_err();
+            assert!(err.contains(want), "{args:?}: {err}");
+            assert!(!err.contains('\n'), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn stop_signals() {
+        assert_eq!(run(&["x"]).unwrap().stop_signals, Set::of(&[15, 2, 3]));
+        let c = run(&["--stop-signal", "term, SIGHUP,usr2", "x"]).unwrap();
+        assert_eq!(c.stop_signals, Set::of(&[15, 1, 12]));
+        assert_eq!(
+            run(&["--stop-signal", "none", "x"]).unwrap().stop_signals,
+            Set::default()
+        );
     }
 }

@@ -24,13 +24,21 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
-            Some(e) => write!(f, "{}: {}", self.context, e),
+            Some(e) => write!(f, "{}: {}", self.context, os_text(e)),
             None => f.write_str(&self.context),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// An OS error in plain words ("Too many open files"), without std's " (os error 24)".
+pub fn os_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
 
 /// Attach what gwshim was doing to an OS error.
 pub trait Context<T> {

@@ -2,6 +2,9 @@
 //!
 //! A pure function over plain data, so the whole table in the README is tested here.
 
+use crate::signals::{self, Set};
+use std::fmt;
+
 /// How the main child ended, as waitpid reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChildEnd {
@@ -39,21 +42,19 @@ impl Default for Policy {
 pub struct Decision {
     pub outcome: Outcome,
     pub reason: &'static str,
+    /// Anything but exit 0 or a death by the stop signal asked for: worth a warning, so
+    /// even a quiet (-q) log says why gwshim ended so.
+    pub failure: bool,
 }
 
-/// Signals that ask the child to stop for good (after any rewrite).
-pub fn is_stop_signal(sig: i32) -> bool {
-    [
-        nix::libc::SIGTERM,
-        nix::libc::SIGINT,
-        nix::libc::SIGQUIT,
-        nix::libc::SIGHUP,
-    ]
-    .contains(&sig)
-}
+/// The signals that ask the child to stop for good, unless `--stop-signal` says otherwise.
+/// Not SIGHUP: services reload on it (`ExecReload=/bin/kill -HUP $MAINPID`).
+pub const DEFAULT_STOP_SIGNALS: [i32; 3] =
+    [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc::SIGQUIT];
 
-/// `stop` is the last stop signal gwshim forwarded (or saw reach the child), if any.
-pub fn decide(end: ChildEnd, stop: Option<i32>, policy: &Policy) -> Decision {
+/// `stop` is the last stop signal that reached the child (forwarded by gwshim, or sent to
+/// the whole group by the terminal), if any; `reached` every signal that reached it so.
+pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -> Decision {
     let (outcome, reason) = match (end, stop) {
         (ChildEnd::Exited(n), _) if policy.transparent => (Outcome::Exit(n), "transparent"),
         (ChildEnd::Signaled(s), _) if policy.transparent => {
@@ -61,6 +62,10 @@ pub fn decide(end: ChildEnd, stop: Option<i32>, policy: &Policy) -> Decision {
         }
         (ChildEnd::Signaled(s), Some(stop)) if s == stop => {
             (Outcome::Die(s), "stop requested; child died of that signal")
+        }
+        // As the command run alone would have: a hangup, or a signal it does not handle.
+        (ChildEnd::Signaled(s), _) if reached.contains(s) => {
+            (Outcome::Die(s), "child died of a signal gwshim passed on")
         }
         (_, Some(_)) => (Outcome::Exit(0), "stop requested"),
         (ChildEnd::Exited(0), None) => (Outcome::Exit(0), "clean exit"),
@@ -76,7 +81,25 @@ pub fn decide(end: ChildEnd, stop: Option<i32>, policy: &Policy) -> Decision {
             "killed by a signal nobody asked for: restart status",
         ),
     };
-    Decision { outcome, reason }
+    let failure = match outcome {
+        Outcome::Exit(n) => n != 0,
+        Outcome::Die(s) => stop != Some(s),
+    };
+    Decision {
+        outcome,
+        reason,
+        failure,
+    }
+}
+
+/// "exited 1", "was killed by SIGTERM": how log lines tell a child's end.
+impl fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ChildEnd::Exited(n) => write!(f, "exited {n}"),
+            ChildEnd::Signaled(s) => write!(f, "was killed by {}", signals::name(s)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,9 +108,11 @@ mod tests {
     use ChildEnd::*;
     use Outcome::*;
 
-    const TERM: i32 = 15;
+    const HUP: i32 = 1;
     const INT: i32 = 2;
     const KILL: i32 = 9;
+    const USR2: i32 = 12;
+    const TERM: i32 = 15;
 
     #[test]
     fn exit_table() {
@@ -101,55 +126,71 @@ mod tests {
             transparent: true,
             ..Policy::default()
         };
-        let table: &[(ChildEnd, Option<i32>, &Policy, Outcome)] = &[
-            (Exited(0), None, &default, Exit(0)),
-            (Exited(75), None, &default, Exit(75)),
-            (Exited(78), None, &default, Exit(78)),
-            (Exited(1), None, &default, Exit(75)),
-            (Exited(2), None, &default, Exit(75)),
-            (Exited(255), None, &default, Exit(75)),
-            (Signaled(KILL), None, &default, Exit(75)),
-            (Signaled(11), None, &default, Exit(75)),
-            (Signaled(TERM), None, &default, Exit(75)),
+        // (how the child ended, the stop signal, the signals that reached it, policy)
+        type Row<'a> = (ChildEnd, Option<i32>, &'a [i32], &'a Policy, Outcome);
+        let table: &[Row] = &[
+            (Exited(0), None, &[], &default, Exit(0)),
+            (Exited(75), None, &[], &default, Exit(75)),
+            (Exited(78), None, &[], &default, Exit(78)),
+            (Exited(1), None, &[], &default, Exit(75)),
+            (Exited(2), None, &[], &default, Exit(75)),
+            (Exited(255), None, &[], &default, Exit(75)),
+            (Signaled(KILL), None, &[], &default, Exit(75)),
+            (Signaled(11), None, &[], &default, Exit(75)),
+            (Signaled(TERM), None, &[], &default, Exit(75)),
             // after a requested stop
-            (Exited(1), Some(TERM), &default, Exit(0)),
-            (Exited(0), Some(TERM), &default, Exit(0)),
-            (Exited(78), Some(TERM), &default, Exit(0)),
-            (Signaled(TERM), Some(TERM), &default, Die(TERM)),
-            (Signaled(INT), Some(INT), &default, Die(INT)),
-            (Signaled(KILL), Some(TERM), &default, Exit(0)),
+            (Exited(1), Some(TERM), &[TERM], &default, Exit(0)),
+            (Exited(0), Some(TERM), &[TERM], &default, Exit(0)),
+            (Exited(78), Some(TERM), &[TERM], &default, Exit(0)),
+            (Signaled(TERM), Some(TERM), &[TERM], &default, Die(TERM)),
+            (Signaled(INT), Some(INT), &[INT], &default, Die(INT)),
+            (Signaled(KILL), Some(TERM), &[TERM], &default, Exit(0)),
+            // a signal that is no stop request (a reload): survived, it changes nothing
+            (Exited(1), None, &[HUP], &default, Exit(75)),
+            (Exited(0), None, &[HUP], &default, Exit(0)),
+            (Signaled(11), None, &[HUP], &default, Exit(75)),
+            (Signaled(KILL), None, &[HUP, USR2], &default, Exit(75)),
+            // ... not survived: gwshim dies of it, as the command alone would
+            (Signaled(HUP), None, &[HUP], &default, Die(HUP)),
+            (Signaled(USR2), None, &[HUP, USR2], &custom, Die(USR2)),
+            (Signaled(HUP), Some(TERM), &[TERM, HUP], &default, Die(HUP)),
             // custom keep list and restart status
-            (Exited(3), None, &custom, Exit(3)),
-            (Exited(75), None, &custom, Exit(99)),
-            (Exited(78), None, &custom, Exit(99)),
-            (Signaled(KILL), None, &custom, Exit(99)),
+            (Exited(3), None, &[], &custom, Exit(3)),
+            (Exited(75), None, &[], &custom, Exit(99)),
+            (Exited(78), None, &[], &custom, Exit(99)),
+            (Signaled(KILL), None, &[], &custom, Exit(99)),
             // transparent
-            (Exited(1), None, &transparent, Exit(1)),
-            (Exited(0), None, &transparent, Exit(0)),
-            (Signaled(KILL), None, &transparent, Exit(137)),
-            (Signaled(TERM), Some(TERM), &transparent, Exit(143)),
-            (Exited(1), Some(TERM), &transparent, Exit(1)),
+            (Exited(1), None, &[], &transparent, Exit(1)),
+            (Exited(0), None, &[], &transparent, Exit(0)),
+            (Signaled(KILL), None, &[], &transparent, Exit(137)),
+            (Signaled(TERM), Some(TERM), &[TERM], &transparent, Exit(143)),
+            (Signaled(HUP), None, &[HUP], &transparent, Exit(129)),
+            (Exited(1), Some(TERM), &[TERM], &transparent, Exit(1)),
         ];
-        for &(end, stop, policy, want) in table {
+        for &(end, stop, reached, policy, want) in table {
             assert_eq!(
-                decide(end, stop, policy).outcome,
+                decide(end, stop, Set::of(reached), policy).outcome,
                 want,
-                "{end:?} stop={stop:?} {policy:?}"
+                "{end:?} stop={stop:?} reached={reached:?} {policy:?}"
             );
         }
     }
 
     #[test]
-    fn stop_signals() {
-        for (sig, stop) in [
-            (15, true),
-            (2, true),
-            (3, true),
-            (1, true),
-            (10, false),
-            (9, false),
-        ] {
-            assert_eq!(is_stop_signal(sig), stop, "signal {sig}");
-        }
+    fn failures_are_what_is_not_zero_or_the_stop_asked_for() {
+        let p = Policy::default();
+        let failure = |end, stop, reached: &[i32]| decide(end, stop, Set::of(reached), &p).failure;
+        assert!(!failure(Exited(0), None, &[]));
+        assert!(!failure(Exited(1), Some(TERM), &[TERM]));
+        assert!(!failure(Signaled(TERM), Some(TERM), &[TERM]));
+        assert!(failure(Exited(1), None, &[]));
+        assert!(failure(Exited(75), None, &[]));
+        assert!(failure(Signaled(HUP), None, &[HUP]));
+    }
+
+    #[test]
+    fn tells_how_a_child_ended() {
+        assert_eq!(Exited(1).to_string(), "exited 1");
+        assert_eq!(Signaled(TERM).to_string(), "was killed by SIGTERM");
     }
 }

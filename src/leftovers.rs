@@ -8,9 +8,9 @@
 //! The choices are pure functions over a /proc snapshot; the syscalls are at the bottom.
 
 use crate::error::{Error, Result};
-use crate::exit::is_stop_signal;
+use crate::logging::count;
 use crate::proc::{self, Entry};
-use crate::signals::{self, Signals};
+use crate::signals::{self, Set, Signals};
 use crate::{reap, timespan};
 use log::{debug, info, warn};
 use nix::libc;
@@ -30,6 +30,8 @@ pub struct Options {
     pub grace: Duration,
     /// The child's own process group (its pid), with --group.
     pub group: Option<i32>,
+    /// A stop signal during the grace SIGKILLs at once (--stop-signal).
+    pub stop_signals: Set,
 }
 
 /// A process is named for good by its pid and start time (a pid can be reused).
@@ -93,17 +95,17 @@ pub enum Phase {
 pub enum OnSignal {
     /// Reap, then look again.
     Reap,
-    /// A second stop request (TERM, INT, QUIT, HUP) during the grace: SIGKILL now.
+    /// A second stop request (a stop signal) during the grace: SIGKILL now.
     KillNow,
     /// Nothing: there is no main child left to forward it to.
     Ignore,
 }
 
 /// Pure.
-pub fn on_signal(signo: i32, phase: Phase) -> OnSignal {
+pub fn on_signal(signo: i32, phase: Phase, stop_signals: Set) -> OnSignal {
     match phase {
         _ if signo == libc::SIGCHLD => OnSignal::Reap,
-        Phase::Term if is_stop_signal(signo) => OnSignal::KillNow,
+        Phase::Term if stop_signals.contains(signo) => OnSignal::KillNow,
         _ => OnSignal::Ignore,
     }
 }
@@ -113,9 +115,13 @@ pub fn pending<'a>(targets: &'a [Entry], sent: &BTreeSet<Key>) -> Vec<&'a Entry>
     targets.iter().filter(|e| !sent.contains(&key(e))).collect()
 }
 
+/// "pid 7", "pids 7 8".
 fn pid_list(entries: &[&Entry]) -> String {
     let pids: Vec<String> = entries.iter().map(|e| e.pid.to_string()).collect();
-    pids.join(" ")
+    match pids.len() {
+        1 => format!("pid {}", pids[0]),
+        _ => format!("pids {}", pids.join(" ")),
+    }
 }
 
 /// Ends every leftover process, as the module comment says, and reaps them. `main` is the
@@ -142,15 +148,15 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
     let all: Vec<&Entry> = targets.iter().collect();
     let (mut phase, mut deadline) = if opts.grace.is_zero() {
         info!(
-            "ending {} leftover processes (pids {}) with SIGKILL (grace 0)",
-            all.len(),
+            "ending {} ({}) with SIGKILL (grace 0)",
+            count(all.len(), "leftover process", "leftover processes"),
             pid_list(&all)
         );
         (Phase::Kill, started + KILL_WAIT)
     } else {
         info!(
-            "ending {} leftover processes (pids {}) with SIGTERM, grace {}",
-            all.len(),
+            "ending {} ({}) with SIGTERM, grace {}",
+            count(all.len(), "leftover process", "leftover processes"),
             pid_list(&all),
             timespan::show(opts.grace)
         );
@@ -169,7 +175,7 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
             Phase::Kill => {
                 let batch = pending(&targets, &killed);
                 if !batch.is_empty() && !opts.grace.is_zero() {
-                    warn!("pids {} needed SIGKILL", pid_list(&batch));
+                    warn!("{} needed SIGKILL", pid_list(&batch));
                 }
                 for e in batch {
                     send(e, libc::SIGKILL);
@@ -185,13 +191,13 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
             None => {
                 let left: Vec<&Entry> = targets.iter().collect();
                 warn!(
-                    "pids {} still there {} after SIGKILL (uninterruptible sleep?); exiting without them",
+                    "{} still there {} after SIGKILL (uninterruptible sleep?); exiting without them",
                     pid_list(&left),
                     timespan::show(KILL_WAIT)
                 );
                 return Ok(());
             }
-            Some(d) => match on_signal(d.signo, phase) {
+            Some(d) => match on_signal(d.signo, phase, opts.stop_signals) {
                 OnSignal::Reap => {
                     reap::reap_ended(main);
                 }
@@ -214,8 +220,8 @@ pub fn end_all(signals: &Signals, main: Pid, opts: &Options) -> Result<()> {
         targets = select(&proc::snapshot(), me, opts.group);
         if targets.is_empty() {
             info!(
-                "leftover processes ended after {:.2} s",
-                started.elapsed().as_secs_f64()
+                "leftover processes ended after {}",
+                timespan::show(started.elapsed())
             );
             return Ok(());
         }
@@ -370,20 +376,25 @@ mod tests {
     fn signals_during_the_grace() {
         use OnSignal::*;
         use Phase::*;
+        let stop = Set::of(&crate::exit::DEFAULT_STOP_SIGNALS);
         let table = [
             (libc::SIGCHLD, Term, Reap),
             (libc::SIGCHLD, Kill, Reap),
             (libc::SIGTERM, Term, KillNow),
             (libc::SIGINT, Term, KillNow),
             (libc::SIGQUIT, Term, KillNow),
-            (libc::SIGHUP, Term, KillNow),
+            (libc::SIGHUP, Term, Ignore),
             (libc::SIGTERM, Kill, Ignore),
             (libc::SIGUSR1, Term, Ignore),
             (libc::SIGWINCH, Term, Ignore),
             (libc::SIGCONT, Kill, Ignore),
         ];
         for (sig, phase, want) in table {
-            assert_eq!(on_signal(sig, phase), want, "signal {sig} in {phase:?}");
+            assert_eq!(
+                on_signal(sig, phase, stop),
+                want,
+                "signal {sig} in {phase:?}"
+            );
         }
     }
 

@@ -18,3 +18,4 @@ pub mod signals;
 pub mod supervisor;
 pub mod timespan;
 pub mod unit;
+pub mod workdir;

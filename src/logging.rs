@@ -23,6 +23,14 @@ pub fn priority(level: Level) -> u8 {
     }
 }
 
+/// "1 leftover process", "2 leftover processes": a count and its noun, singular or plural.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 fn stderr_id() -> Option<(u64, u64)> {
     let meta = nix::sys::stat::fstat(std::io::stderr()).ok()?;
     Some((meta.st_dev, meta.st_ino))
@@ -68,5 +76,8 @@ mod tests {
         }
         assert_eq!(priority(Level::Warn), 4);
         assert_eq!(priority(Level::Trace), 7);
+        assert_eq!(count(1, "process", "processes"), "1 process");
+        assert_eq!(count(0, "process", "processes"), "0 processes");
+        assert_eq!(count(2, "start", "starts"), "2 starts");
     }
 }

@@ -4,9 +4,10 @@
 use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
-    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals, supervisor,
+    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
+    supervisor, workdir,
 };
-use log::{error, info, warn};
+use log::{error, warn};
 use std::process::exit as exit_with;
 
 fn main() {
@@ -18,7 +19,7 @@ fn main() {
             exit_with(1);
         }
     };
-    let config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
+    let mut config = match cli::parse(std::env::args_os().collect(), &|var| std::env::var_os(var)) {
         Ok(cli::Parsed::Run(config)) => config,
         Ok(cli::Parsed::Exit { text, status }) => {
             say(&mut std::io::stdout(), &text);
@@ -33,6 +34,11 @@ fn main() {
         }
     };
     logging::init(config.log_level);
+    // gwshim leaves its working directory once the child runs: paths first become absolute.
+    let mut absolute = true;
+    if let Some(dir) = config.pacing.state_dir.as_mut() {
+        absolute &= workdir::make_absolute(dir);
+    }
 
     let sigchld = match signals::default_sigchld() {
         Ok(action) => action,
@@ -48,13 +54,19 @@ fn main() {
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
     }
-    let pidfiles = match &config.pidfiles {
+    let mut pidfiles = match &config.pidfiles {
         cli::Pidfiles::Off => Vec::new(),
         cli::Pidfiles::These(targets) => targets.clone(),
         cli::Pidfiles::GatewayDefault => hermes::gateway_target(&config.command)
             .into_iter()
             .collect(),
     };
+    for target in &mut pidfiles {
+        absolute &= workdir::make_absolute(&mut target.pid);
+        if let Some(lock) = target.lock.as_mut() {
+            absolute &= workdir::make_absolute(lock);
+        }
+    }
     let own_pid = i64::from(std::process::id());
     pidfile::clean(&pidfiles, own_pid);
     let setup = child::Setup {
@@ -70,6 +82,7 @@ fn main() {
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => {
             guard::watch(pid, config.group);
+            workdir::leave(absolute);
             pid
         }
         Err(failure) => {
@@ -84,12 +97,14 @@ fn main() {
         relay: relay.as_ref(),
         own_group: config.group,
         stop_timeout: config.stop_timeout,
+        stop_signals: config.stop_signals,
     };
     let ended = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
         error!("{e}; no longer forwarding signals, waiting for pid {pid}");
         supervisor::Ended {
             end: reap::wait_for(pid),
             stop: None,
+            reached: signals::Set::default(),
             restart_requested: false,
         }
     });
@@ -100,6 +115,7 @@ fn main() {
         let opts = leftovers::Options {
             grace: config.grace,
             group: config.group.then_some(pid.as_raw()),
+            stop_signals: config.stop_signals,
         };
         if let Err(e) = leftovers::end_all(&signals, pid, &opts) {
             warn!("cannot end leftover processes: {e}");
@@ -109,17 +125,23 @@ fn main() {
     // next start (after the leftovers, which may hold an inherited lock).
     pidfile::clean(&pidfiles, own_pid);
 
-    let decision = exit::decide(ended.end, ended.stop, &config.policy);
-    let child_status = match ended.end {
-        exit::ChildEnd::Exited(n) => format!("exited {n}"),
-        exit::ChildEnd::Signaled(s) => format!("was killed by {}", signals::name(s)),
+    let decision = exit::decide(ended.end, ended.stop, ended.reached, &config.policy);
+    let what = match decision.outcome {
+        Outcome::Exit(n) => format!("exiting {n}"),
+        Outcome::Die(s) => format!("dying of {}", signals::name(s)),
     };
+    let level = match decision.failure {
+        true => log::Level::Warn,
+        false => log::Level::Info,
+    };
+    log::log!(
+        level,
+        "child pid {pid} {}; {what} ({})",
+        ended.end,
+        decision.reason
+    );
     match decision.outcome {
         Outcome::Exit(n) => {
-            info!(
-                "child pid {pid} {child_status}; exiting {n} ({})",
-                decision.reason
-            );
             if let Some(pacer) = &pacer
                 && let pacing::WaitEnd::Stopped =
                     pacer.before_exit(n, &ended, uptime, &signals, pid)
@@ -128,14 +150,7 @@ fn main() {
             }
             exit_with(n);
         }
-        Outcome::Die(s) => {
-            info!(
-                "child pid {pid} {child_status}; dying of {} ({})",
-                signals::name(s),
-                decision.reason
-            );
-            signals::die_of(s);
-        }
+        Outcome::Die(s) => signals::die_of(s),
     }
 }
 
@@ -150,7 +165,10 @@ fn say(to: &mut dyn std::io::Write, text: &str) {
 fn notify_relay(config: &cli::Config) -> Option<notify::Relay> {
     let value = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay)?;
     let Some(target) = notify::parse_target(&value) else {
-        log::warn!("NOTIFY_SOCKET={value:?} is not a socket address; passed on as is");
+        log::warn!(
+            "NOTIFY_SOCKET='{}' is not a socket address; passed on as is",
+            value.to_string_lossy()
+        );
         return None;
     };
     let dir = pacing::state_folder(config.pacing.state_dir.as_deref())?;

@@ -4,7 +4,6 @@
 //!
 //! The start history lives in a small state file that outlives the unit's restarts.
 
-use crate::exit::is_stop_signal;
 use crate::signals::{self, Signals};
 use crate::unit::Settings;
 use crate::{reap, timespan};
@@ -305,7 +304,8 @@ pub fn state_folder(state_dir: Option<&Path>) -> Option<PathBuf> {
     };
     for dir in &candidates {
         match private_dir(dir, uid) {
-            Ok(()) => return Some(dir.clone()),
+            // Absolute: gwshim leaves its working directory once the child runs.
+            Ok(()) => return Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
             Err(e) => debug!("state folder {}: {e}", dir.display()),
         }
     }
@@ -356,7 +356,7 @@ pub enum WaitEnd {
 }
 
 /// Waits `wait`, reaping orphans; a stop signal ends the wait at once.
-pub fn wait(signals: &Signals, wait: Duration, main: Pid) -> WaitEnd {
+pub fn wait(signals: &Signals, wait: Duration, main: Pid, stop: crate::signals::Set) -> WaitEnd {
     let deadline = timespan::deadline(wait);
     loop {
         match signals.wait(deadline) {
@@ -364,7 +364,7 @@ pub fn wait(signals: &Signals, wait: Duration, main: Pid) -> WaitEnd {
             Ok(Some(d)) if d.signo == nix::libc::SIGCHLD => {
                 reap::reap_ended(main);
             }
-            Ok(Some(d)) if is_stop_signal(d.signo) => {
+            Ok(Some(d)) if stop.contains(d.signo) => {
                 info!(
                     "{} during the restart wait: stopping now",
                     signals::name(d.signo)
@@ -412,6 +412,8 @@ pub struct Options {
     pub restart_sec: Option<Duration>,
     pub backoff: Option<(Duration, Duration)>,
     pub min_uptime: Option<Duration>,
+    /// A stop signal ends a restart wait (--stop-signal).
+    pub stop_signals: crate::signals::Set,
 }
 
 /// Pacing for one run of gwshim: set up before the child starts, consulted before exit.
@@ -421,6 +423,7 @@ pub struct Pacer {
     store: Option<Store>,
     service: String,
     boot_id: String,
+    stop_signals: crate::signals::Set,
 }
 
 impl Pacer {
@@ -475,8 +478,11 @@ impl Pacer {
             );
             store.save(&history);
             debug!(
-                "pacing {service}: {settings:?}; {} recent starts",
-                history.starts.len()
+                "pacing {service}: start limit {}/{} (0: none), RestartSec {}; {}",
+                settings.burst,
+                timespan::show(settings.interval),
+                timespan::show(settings.restart_sec),
+                crate::logging::count(history.starts.len(), "recent start", "recent starts")
             );
         }
         Some(Pacer {
@@ -485,6 +491,7 @@ impl Pacer {
             store,
             service,
             boot_id,
+            stop_signals: opts.stop_signals,
         })
     }
 
@@ -530,7 +537,7 @@ impl Pacer {
             timespan::show(uptime),
             describe(&p, &self.settings, &self.service)
         );
-        wait(signals, p.wait, main)
+        wait(signals, p.wait, main, self.stop_signals)
     }
 }
 

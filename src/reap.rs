@@ -35,7 +35,7 @@ pub fn reap_ended(main: Pid) -> Option<ChildEnd> {
         if pid == main {
             main_end = Some(end);
         } else {
-            debug!("reaped orphan pid {pid}: {end:?}");
+            debug!("reaped orphan pid {pid}, which {end}");
         }
     }
 }

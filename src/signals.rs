@@ -257,6 +257,30 @@ impl Rewrites {
     }
 }
 
+/// A set of signal numbers (1-64), e.g. the stop signals or those that reached the child.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Set(u64);
+
+impl Set {
+    pub fn of(sigs: &[i32]) -> Set {
+        let mut set = Set::default();
+        for &sig in sigs {
+            set.insert(sig);
+        }
+        set
+    }
+
+    pub fn insert(&mut self, sig: i32) {
+        if (1..=64).contains(&sig) {
+            self.0 |= 1 << (sig - 1);
+        }
+    }
+
+    pub fn contains(self, sig: i32) -> bool {
+        (1..=64).contains(&sig) && self.0 & (1 << (sig - 1)) != 0
+    }
+}
+
 /// What to do with one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {

@@ -2,11 +2,11 @@
 //! It blocks in one place (Signals::wait) and wakes only for a signal or the stop timeout.
 
 use crate::error::Result;
-use crate::exit::{ChildEnd, is_stop_signal};
+use crate::exit::ChildEnd;
 use crate::notify::Relay;
-use crate::signals::{self, Delivery, Event, Route, Signals};
-use crate::{proc, reap};
-use log::{debug, info, warn};
+use crate::signals::{self, Delivery, Event, Route, Set, Signals};
+use crate::{proc, reap, timespan};
+use log::{debug, info, trace, warn};
 use nix::libc;
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -16,19 +16,25 @@ pub struct Options<'a> {
     pub relay: Option<&'a Relay>,
     pub own_group: bool,
     pub stop_timeout: Option<Duration>,
+    /// The signals that ask the child to stop for good (--stop-signal).
+    pub stop_signals: Set,
 }
 
-/// How the child ended, and the stop signal that had reached it, if any.
+/// How the child ended, and the signals that had reached it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ended {
     pub end: ChildEnd,
+    /// The last stop signal that reached the child, if any.
     pub stop: Option<i32>,
+    /// Every signal that reached the child (after rewrites).
+    pub reached: Set,
     /// SIGUSR1 reached the child: a planned restart (the gateway then exits 75).
     pub restart_requested: bool,
 }
 
 struct State {
     stop: Option<i32>,
+    reached: Set,
     restart_requested: bool,
     kill_at: Option<Instant>,
     /// gwshim stopped itself for job control (Ctrl-Z) and has not seen SIGCONT since.
@@ -38,6 +44,7 @@ struct State {
 pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
     let mut state = State {
         stop: None,
+        reached: Set::default(),
         restart_requested: false,
         kill_at: None,
         job_stopped: false,
@@ -51,19 +58,30 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
             }
             Event::Timeout => {
                 warn!(
-                    "child pid {child} still running {:?} after the stop signal; sending SIGKILL",
-                    opts.stop_timeout.unwrap_or_default()
+                    "child pid {child} still running {} after the stop signal; sending SIGKILL",
+                    timespan::show(opts.stop_timeout.unwrap_or_default())
                 );
                 send(child, libc::SIGKILL, opts.own_group);
                 state.kill_at = None;
                 continue;
             }
         };
+        trace!(
+            "{} from pid {}{}",
+            signals::name(delivery.signo),
+            delivery.sender,
+            if delivery.from_kernel {
+                " (the kernel)"
+            } else {
+                ""
+            }
+        );
         if delivery.signo == libc::SIGCHLD {
             if let Some(end) = reap::reap_ended(child) {
                 return Ok(Ended {
                     end,
                     stop: state.stop,
+                    reached: state.reached,
                     restart_requested: state.restart_requested,
                 });
             }
@@ -113,8 +131,9 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
             return;
         }
     };
+    state.reached.insert(sig);
     state.restart_requested |= sig == libc::SIGUSR1;
-    if is_stop_signal(sig) {
+    if opts.stop_signals.contains(sig) {
         if state.stop.is_none() {
             info!(
                 "stop requested: {} reached child pid {child}",

@@ -9,6 +9,29 @@ pub const MAX_SECS: u64 = u32::MAX as u64;
 
 /// None when the span is not one, or longer than `MAX_SECS`.
 pub fn parse(text: &str) -> Option<Duration> {
+    parse_checked(text).ok()
+}
+
+/// Why a span was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    NotASpan,
+    /// A span, but longer than `MAX_SECS`.
+    TooLarge,
+}
+
+/// Like `parse`, telling a span that is too long from one that is no span at all.
+pub fn parse_checked(text: &str) -> Result<Duration, Refused> {
+    let total = seconds(text).ok_or(Refused::NotASpan)?;
+    // Whole seconds up to MAX_SECS, with any fraction of the last one.
+    if total >= (MAX_SECS + 1) as f64 {
+        return Err(Refused::TooLarge);
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| Refused::NotASpan)
+}
+
+/// The span in seconds, however large.
+fn seconds(text: &str) -> Option<f64> {
     let text = text.trim();
     if text.is_empty() {
         return None;
@@ -39,9 +62,7 @@ pub fn parse(text: &str) -> Option<Duration> {
         total += value * scale;
         rest = rest[unit_len..].trim_start();
     }
-    Duration::try_from_secs_f64(total)
-        .ok()
-        .filter(|d| d.as_secs() <= MAX_SECS)
+    total.is_finite().then_some(total)
 }
 
 /// `after` from now; None (no deadline) if that cannot be represented.
@@ -88,6 +109,10 @@ mod tests {
         for &(text, want) in table {
             assert_eq!(parse(text), want, "{text:?}");
         }
+        assert_eq!(parse_checked("99999999999999"), Err(Refused::TooLarge));
+        assert_eq!(parse_checked("4294967296"), Err(Refused::TooLarge));
+        assert_eq!(parse_checked("1e3"), Err(Refused::NotASpan));
+        assert_eq!(parse_checked("soon"), Err(Refused::NotASpan));
         assert_eq!(show(ms(300)), "0.3 s");
         assert_eq!(show(ms(5000)), "5 s");
         assert_eq!(show(ms(0)), "0 s");

@@ -388,11 +388,18 @@ fn leftover_ignoring_sigterm_gets_sigkill_after_the_grace() {
         "took {took:?}"
     );
     let log = run.log();
-    assert!(log.contains("with SIGTERM, grace 1 s"), "{log}");
+    // Plain words, singular for one.
     assert!(
-        log.contains(&format!("pids {leftover} needed SIGKILL")),
+        log.contains(&format!(
+            "ending 1 leftover process (pid {leftover}) with SIGTERM, grace 1 s"
+        )),
         "{log}"
     );
+    assert!(
+        log.contains(&format!("pid {leftover} needed SIGKILL")),
+        "{log}"
+    );
+    assert!(!log.contains("pids"), "{log}");
     // the exit decision is the child's: exit 1 becomes 75
     assert!(log.contains("exiting 75"), "{log}");
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -118,7 +119,7 @@ fn exit_table_unrequested_signal_death_is_restart_status() {
 #[test]
 fn exit_table_after_a_stop_signal_any_exit_is_zero() {
     let py = need_python!();
-    for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3), ("HUP", 1)] {
+    for (name, sig) in [("TERM", 15), ("INT", 2), ("QUIT", 3)] {
         for code in ["3", "0", "78", "1"] {
             let dir = TempDir::new("stopexit");
             let exit_on = format!("{name}={code}");
@@ -155,6 +156,77 @@ fn exit_table_child_dies_of_the_stop_signal_so_gwshim_does() {
             run.log_text()
         );
         assert_eq!(record(dir.path()), vec![sig]);
+    }
+}
+
+/// A reload (`ExecReload=/bin/kill -HUP $MAINPID`) is no stop request: a child that survives
+/// the HUP and fails later is restarted (75), and a HUP starts no --stop-timeout.
+#[test]
+fn exit_table_hup_then_a_crash_is_a_crash() {
+    let py = need_python!();
+    for (opts, want) in [
+        (&[][..], 75),
+        (&["--stop-timeout", "0.2"], 75),
+        (&["--stop-signal", "TERM,HUP"], 0),
+        (&["--stop-signal=QUIT,HUP"], 0),
+    ] {
+        let dir = TempDir::new("hupcrash");
+        let (mut run, child) = recorder(py, &dir, opts, &["--exit-on", "USR2=1"]);
+        kill(run.pid, libc::SIGHUP);
+        record_len(dir.path(), 1, &run);
+        sleep(Duration::from_millis(600)); // three times the stop timeout
+        assert!(
+            stat(child).is_some_and(|s| s.0 != 'Z'),
+            "{opts:?}: the child survived its reload; log:\n{}",
+            run.log_text()
+        );
+        kill(run.pid, libc::SIGUSR2);
+        let status = run.wait();
+        assert_code(
+            status,
+            want,
+            &format!("{opts:?}: HUP, then the child exited 1"),
+            &run.log_text(),
+        );
+        assert_eq!(record(dir.path()), vec![libc::SIGHUP, libc::SIGUSR2]);
+    }
+    // The environment twin.
+    let dir = TempDir::new("hupenv");
+    let log = dir.join("gwshim.log");
+    let args = [
+        "--",
+        py,
+        CHILD_PY,
+        "record",
+        dir.str(),
+        "--exit-on",
+        "HUP=1",
+    ];
+    let mut cmd = gwshim(&args, &log);
+    cmd.env("GWSHIM_STOP_SIGNAL", "HUP");
+    let mut run = Running::start(cmd, &log);
+    ready(&dir, &run);
+    kill(run.pid, libc::SIGHUP);
+    let status = run.wait();
+    assert_code(status, 0, "GWSHIM_STOP_SIGNAL=HUP", &run.log_text());
+}
+
+/// A child that dies of a signal gwshim passed on, stop signal or not, ends gwshim the way
+/// it would end the command run alone: gwshim dies of the same signal.
+#[test]
+fn exit_table_child_dies_of_a_forwarded_signal_so_gwshim_does() {
+    let py = need_python!();
+    for (name, sig) in [("USR2", libc::SIGUSR2), ("ALRM", libc::SIGALRM)] {
+        let dir = TempDir::new("fwddie");
+        let (mut run, _) = recorder(py, &dir, &[], &["--die-on", name]);
+        kill(run.pid, sig);
+        let status = run.wait();
+        assert_eq!(
+            (status.signal(), status.code()),
+            (Some(sig), None),
+            "child died of the SIG{name} gwshim forwarded; log:\n{}",
+            run.log_text()
+        );
     }
 }
 
@@ -247,16 +319,43 @@ fn exit_table_cannot_exec() {
     let plain = dir.join("plain-file");
     fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
     let plain = plain.to_str().unwrap();
-    let cases: &[(&str, i32)] = &[
-        ("/nonexistent/gwshim-test-command", 127),
-        ("gwshim-test-no-such-command-on-path", 127),
-        (plain, 126),
-        ("/etc", 126),
+    // A venv's entry point after the venv it names was recreated elsewhere.
+    let stale = dir.join("hermes");
+    fs::write(&stale, "#!/nonexistent/old-venv/bin/python3\nimport sys\n").unwrap();
+    fs::set_permissions(&stale, fs::Permissions::from_mode(0o755)).unwrap();
+    let stale = stale.to_str().unwrap();
+    let why_stale = format!(
+        "cannot run {stale}: its interpreter /nonexistent/old-venv/bin/python3 does not exist"
+    );
+    let why_plain = format!("cannot run {plain}: it is not executable");
+    let cases: &[(&str, i32, &str)] = &[
+        (
+            "/nonexistent/gwshim-test-command",
+            127,
+            "cannot run /nonexistent/gwshim-test-command: no such file",
+        ),
+        (
+            "gwshim-test-no-such-command-on-path",
+            127,
+            "cannot run gwshim-test-no-such-command-on-path: not found in PATH",
+        ),
+        (plain, 126, &why_plain),
+        ("/etc", 126, "cannot run /etc: it is a directory"),
+        (stale, 127, &why_stale),
     ];
-    for &(command, want) in cases {
-        let (status, log) = run(&["--", command, "arg"]);
-        assert_code(status, want, &format!("exec {command}"), &log);
-        assert!(log.contains(command), "the log names {command}:\n{log}");
+    // Both ways of starting the child: posix_spawn, and fork + exec (with --pdeathsig).
+    for opts in [&[][..], &["--pdeathsig", "TERM"]] {
+        for &(command, want, why) in cases {
+            let mut args = opts.to_vec();
+            args.extend(["--", command, "arg"]);
+            let (status, log) = run(&args);
+            assert_code(status, want, &format!("{opts:?} exec {command}"), &log);
+            assert_eq!(
+                log,
+                format!("gwshim: error: {why}\n"),
+                "{opts:?}: one line, no repeated text"
+            );
+        }
     }
 }
 
@@ -306,6 +405,26 @@ fn usage_errors_exit_2_with_one_line() {
             &["--stop-timeout", "-1", "--", "touch", marker],
             "--stop-timeout",
         ),
+        // An empty value never silently changes behaviour (--keep-status '' once meant none).
+        (
+            &["--keep-status", "", "--", "touch", marker],
+            "--keep-status: empty value",
+        ),
+        (&["--grace=", "--", "touch", marker], "--grace: empty value"),
+        (
+            &["--stop-timeout", "99999999999999", "--", "touch", marker],
+            "--stop-timeout: '99999999999999' is too large",
+        ),
+        (
+            &["--group=yes", "--", "touch", marker],
+            "--group takes no value",
+        ),
+        (&["-vx", "--", "touch", marker], "unknown option -x"),
+        (
+            &["--grace", "1", "--grace", "2", "--", "touch", marker],
+            "--grace is given twice",
+        ),
+        (&["--grace"], "--grace needs a value"),
     ];
     for &(args, needle) in cases {
         let out = Command::new(GWSHIM)
@@ -327,6 +446,10 @@ fn usage_errors_exit_2_with_one_line() {
         );
         assert!(stderr.starts_with("gwshim: "), "{args:?}: {stderr:?}");
         assert!(
+            stderr.trim_end().ends_with("(see 'gwshim --help')"),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(
             stderr.contains(needle),
             "{args:?}: {stderr:?} should mention {needle:?}"
         );
@@ -336,6 +459,61 @@ fn usage_errors_exit_2_with_one_line() {
             "{args:?}: the command must not run"
         );
     }
+}
+
+#[test]
+fn command_line_spellings_are_accepted() {
+    let (status, log) = run(&["--keep-status=3", "--grace=0.1", "--", "sh", "-c", "exit 3"]);
+    assert_code(status, 3, "--keep-status=3", &log);
+    let (status, log) = run(&["--restart-status=9", "sh", "-c", "exit 3"]);
+    assert_code(status, 9, "--restart-status=9", &log);
+    for help in ["-h", "--help"] {
+        let out = Command::new(GWSHIM).arg(help).output().expect("gwshim");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        assert!(text.starts_with("Usage: gwshim"), "{help}: {text}");
+        assert!(text.ends_with('\n'), "{help}: the text ends its line");
+        // Every exit status, in order.
+        let codes: Vec<&str> = text
+            .split("Error codes:")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(codes, ["0", "1", "2", "75", "78", "126", "127"], "{text}");
+    }
+}
+
+/// -vv shows more than -v: a line for every signal that reaches gwshim.
+#[test]
+fn very_verbose_shows_more_than_verbose() {
+    let (status, v) = run(&["-v", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-v", &v);
+    let (status, vv) = run(&["-vv", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-vv", &vv);
+    assert!(!v.contains("SIGCHLD from pid"), "{v}");
+    assert!(vv.contains("SIGCHLD from pid"), "{vv}");
+}
+
+/// -q still says why gwshim exited non-zero: the exit line is a warning then.
+#[test]
+fn quiet_keeps_the_exit_line_of_a_failure() {
+    let (status, log) = run(&["-q", "--", "sh", "-c", "exit 1"]);
+    assert_code(status, 75, "-q, exit 1", &log);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>().len(),
+        1,
+        "only the exit line: {log}"
+    );
+    assert!(log.starts_with("gwshim: warning: child pid "), "{log}");
+    assert!(
+        log.contains("exited 1; exiting 75 (failure: restart status)"),
+        "{log}"
+    );
+    let (status, log) = run(&["-q", "--", "sh", "-c", "exit 0"]);
+    assert_code(status, 0, "-q, exit 0", &log);
+    assert_eq!(log, "", "a clean exit stays quiet");
 }
 
 #[test]
@@ -597,26 +775,31 @@ fn stop_timeout_kills_a_child_that_ignores_term() {
 }
 
 #[test]
-fn stop_timeout_does_not_follow_usr1() {
+fn stop_timeout_starts_only_after_a_stop_signal() {
     let py = need_python!();
-    let dir = TempDir::new("notimeout");
-    let (mut run, child) = recorder(py, &dir, &["--stop-timeout", "0.2"], &[]);
-    kill(run.pid, libc::SIGUSR1);
-    record_len(dir.path(), 1, &run);
-    sleep(Duration::from_millis(1000)); // five times the timeout
-    assert!(
-        stat(child).is_some_and(|s| s.0 != 'Z'),
-        "the child was killed after SIGUSR1"
-    );
-    assert!(run.alive());
-    kill(child, libc::SIGKILL);
-    let status = run.wait();
-    assert_code(
-        status,
-        75,
-        "child killed from outside, no stop requested",
-        &run.log_text(),
-    );
+    for sig in [libc::SIGUSR1, libc::SIGHUP] {
+        let dir = TempDir::new("notimeout");
+        let (mut run, child) = recorder(py, &dir, &["--stop-timeout", "0.2"], &[]);
+        kill(run.pid, sig);
+        record_len(dir.path(), 1, &run);
+        sleep(Duration::from_millis(1000)); // five times the timeout
+        assert!(
+            stat(child).is_some_and(|s| s.0 != 'Z'),
+            "the child was killed after signal {sig}; log:\n{}",
+            run.log_text()
+        );
+        assert!(run.alive());
+        // A stop signal afterwards starts it.
+        kill(run.pid, libc::SIGTERM);
+        let status = run.wait();
+        let log = run.log_text();
+        assert_code(status, 0, "SIGKILLed after the stop timeout", &log);
+        assert!(
+            log.contains("still running 0.2 s after the stop signal"),
+            "{log}"
+        );
+        assert_eq!(record(dir.path()), vec![sig, libc::SIGTERM]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -662,9 +845,75 @@ fn orphans_are_adopted_and_reaped() {
         .collect();
     assert!(zombies.is_empty(), "zombies left under gwshim: {zombies:?}");
     assert!(run.alive());
+    // Each reap is logged in plain words (not Rust's `Exited(0)`).
+    let log = run.log_text();
+    for pid in orphans {
+        assert!(
+            log.contains(&format!("reaped orphan pid {pid}, which exited 0")),
+            "{log}"
+        );
+    }
     kill(run.pid, libc::SIGTERM);
     let status = run.wait();
     assert_code(status, 0, "stopped with TERM", &run.log_text());
+}
+
+/// The child starts in gwshim's working directory; gwshim itself moves to `/`, so it keeps no
+/// mount point busy, and still finds its relative pid file and state folder afterwards.
+#[test]
+fn gwshim_leaves_its_working_directory_to_the_child() {
+    let dir = TempDir::new("cwd");
+    let log = dir.join("gwshim.log");
+    let script = "echo $$ > rel.pid; touch ready; exec sleep 30";
+    let args = [
+        "--pidfile",
+        "rel.pid",
+        "--state-dir",
+        "state",
+        "--start-limit",
+        "0",
+        "--backoff",
+        "0",
+        "--restart-sec",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut cmd = gwshim(&args, &log);
+    cmd.current_dir(dir.path());
+    let mut run = Running::start(cmd, &log);
+    assert!(
+        wait_until(|| dir.join("ready").exists()),
+        "{}",
+        run.log_text()
+    );
+    let child: i32 = fs::read_to_string(dir.join("rel.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cwd = |pid: i32| fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd(run.pid), std::path::PathBuf::from("/"), "gwshim's cwd");
+    assert_eq!(
+        cwd(child),
+        dir.path().canonicalize().unwrap(),
+        "the child's cwd"
+    );
+    kill(child, libc::SIGKILL);
+    let status = run.wait();
+    let text = run.log_text();
+    assert_code(status, 75, "child SIGKILLed", &text);
+    // Cleaned after the child's end, from /: the path was made absolute first.
+    assert!(
+        !dir.join("rel.pid").exists(),
+        "the stale pid file is gone: {text}"
+    );
+    assert!(text.contains("removed stale"), "{text}");
+    assert!(!text.contains("cannot"), "{text}");
+    let state: Vec<_> = fs::read_dir(dir.join("state")).unwrap().collect();
+    assert_eq!(state.len(), 1, "one pacing state file, in ./state");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -736,7 +985,7 @@ fn argv_env_cwd_and_stdio_pass_through() {
     let py = need_python!();
     let dir = TempDir::new("info");
     let args = ["two words", "", "  ", "--", "-v", "x\ty", "é"];
-    let mut cmd = info_cmd(py, &["-q"], "3", &args);
+    let mut cmd = info_cmd(py, &["-qq"], "3", &args);
     cmd.current_dir(dir.path())
         .env("GW_TEST_VAR", "a value = with spaces");
     let (status, out, err) = run_captured(cmd, b"line one\nline two\n");
@@ -761,7 +1010,7 @@ fn argv_env_cwd_and_stdio_pass_through() {
     );
     assert_eq!(
         err, "child stderr line\n",
-        "stderr is the child's (gwshim -q says nothing)"
+        "stderr is the child's (gwshim -qq says nothing)"
     );
 }
 

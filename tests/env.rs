@@ -73,3 +73,25 @@ fn gwshim_variables_do_not_reach_the_child() {
     assert!(!env.contains("GWSHIM_"), "{env}");
     assert!(env.contains("OTHER=kept"));
 }
+
+/// An empty variable counts as unset: `GWSHIM_KEEP_STATUS=` once meant "keep nothing" and
+/// turned a fatal-config 78 into 75, past `RestartPreventExitStatus=78`.
+#[test]
+fn an_empty_variable_counts_as_unset() {
+    let exit78 = ["--", "sh", "-c", "exit 78"];
+    for var in [
+        "GWSHIM_KEEP_STATUS",
+        "GWSHIM_RESTART_STATUS",
+        "GWSHIM_GRACE",
+        "GWSHIM_STOP_SIGNAL",
+        "GWSHIM_REWRITE_SIGNAL",
+        "GWSHIM_TRANSPARENT",
+        "GWSHIM_PIDFILE",
+        "GWSHIM_LOG",
+    ] {
+        let out = gwshim(&[(var, "")], &exit78);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{var}=: {err}");
+        assert!(err.contains("exited 78; exiting 78"), "{var}=: {err}");
+    }
+}

@@ -836,7 +836,7 @@ fn orphans_of_the_gateway_are_reaped_or_ended() {
     // The gateway stops; gwshim ends what it left behind (SIGTERM, then SIGKILL after 2 s).
     stop_clean(&mut gw, gateway);
     gw.assert_log("leftover process");
-    gw.assert_log(&format!("pids {stubborn} needed SIGKILL"));
+    gw.assert_log(&format!("pid {stubborn} needed SIGKILL"));
     for pid in [term, stubborn] {
         assert!(!exists(pid), "pid {pid} still there: {:?}", stat(pid));
     }

@@ -73,8 +73,8 @@ impl Rng {
 ///   kind carry nothing gwshim forwards that would tell them apart, so "their order" is
 ///   their count.)
 /// - The exit decision afterwards: the child exits 3 on USR2. With no stop signal in the
-///   storm that is a failure (75); with HUP, INT and QUIT in it, a stop was requested and
-///   any exit is 0.
+///   storm that is a failure (75); with INT and QUIT in it (and HUP, no stop signal), a stop
+///   was requested and any exit is 0.
 fn signal_storm(with_stop_signals: bool) {
     let py = need_python!();
     let dir = TempDir::new("storm");
