@@ -621,3 +621,36 @@ fn as_a_user_with_private_tmp_the_history_is_lost_without_the_dropins_folder() {
     assert_fallback_said_once_per_start(&log, "lost.service", &m);
     assert!(!log.contains("fast failures in a row"), "{}", m.context());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Unit names as the cgroup gives them, odd ones included, reach systemctl intact.
+
+#[test]
+fn odd_unit_names_are_asked_about_safely() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    for name in ["-odd.service", "odd\\x2dname.service", "_under.service"] {
+        let text = unit(
+            "StartLimitBurst=2\nStartLimitIntervalSec=17",
+            &format!("{GWSHIM} -v -- /bin/sh -c 'exit 0'"),
+            "RestartSec=700ms",
+        );
+        m.install_unit(name, &text);
+        let mark = m.log_mark();
+        m.systemctl_ok(&["start", "--", name]);
+        m.wait_log(mark, "exiting 0", 10 * SEC);
+        let log = m.log_since(mark);
+        // gwshim's debug line with the settings it read: this unit's, not systemd's defaults.
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("gwshim: pacing "))
+            .unwrap_or_else(|| panic!("no settings line for {name}{}", m.context()));
+        assert!(
+            line.contains("burst: 2, interval: 17s, restart_sec: 700ms"),
+            "{line}{}",
+            m.context()
+        );
+        assert!(!log.contains("cannot read"), "{}", m.context());
+    }
+}
