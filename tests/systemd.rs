@@ -1,6 +1,8 @@
 //! gwshim under a real systemd: the machine's own `systemd --user` in a private mount namespace
-//! (harness: tests/systemd_harness/mod.rs). Every case runs the same unit twice: once without gwshim
+//! (harness: tests/systemd_harness/mod.rs). Most cases run the same unit twice: once without gwshim
 //! (the control, which shows the failure and so proves the harness can fail) and once with it.
+//! No test unit uses systemd's default limits (5 starts per 10 s, RestartSec=100ms): a gwshim
+//! that paced by the defaults instead of the unit's own limits must fail here.
 //! Each test starts its own manager; the harness runs one manager at a time.
 //!
 //! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
