@@ -632,27 +632,20 @@ fn odd_unit_names_are_asked_about_safely() {
     let Some(m) = Manager::start_or_skip() else {
         return;
     };
+    // "_under.service" runs in the cgroup "__under.service" (systemd's cgroup escape).
     for name in ["-odd.service", "odd\\x2dname.service", "_under.service"] {
+        // One start per 17 s: the first fast failure already waits for this unit's limit.
         let text = unit(
-            "StartLimitBurst=2\nStartLimitIntervalSec=17",
-            &format!("{GWSHIM} -v -- /bin/sh -c 'exit 0'"),
-            "RestartSec=700ms",
+            "StartLimitBurst=1\nStartLimitIntervalSec=17",
+            &format!("{GWSHIM} --backoff 0 -- /bin/sh -c 'exit 1'"),
+            "Restart=on-failure\nRestartSec=700ms",
         );
         m.install_unit(name, &text);
         let mark = m.log_mark();
         m.systemctl_ok(&["start", "--", name]);
-        m.wait_log(mark, "exiting 0", 10 * SEC);
+        m.wait_log(mark, "stays under StartLimitBurst=1/17s", 10 * SEC);
+        m.systemctl_ok(&["stop", "--", name]);
         let log = m.log_since(mark);
-        // gwshim's debug line with the settings it read: this unit's, not systemd's defaults.
-        let line = log
-            .lines()
-            .find(|l| l.starts_with("gwshim: pacing "))
-            .unwrap_or_else(|| panic!("no settings line for {name}{}", m.context()));
-        assert!(
-            line.contains("burst: 2, interval: 17s, restart_sec: 700ms"),
-            "{line}{}",
-            m.context()
-        );
-        assert!(!log.contains("cannot read"), "{}", m.context());
+        assert!(!log.contains("cannot read"), "{name}{}", m.context());
     }
 }
