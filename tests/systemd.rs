@@ -1,6 +1,8 @@
 //! gwshim under a real systemd: the machine's own `systemd --user` in a private mount namespace
-//! (harness: tests/systemd_harness/mod.rs). Every case runs the same unit twice: once without gwshim
+//! (harness: tests/systemd_harness/mod.rs). Most cases run the same unit twice: once without gwshim
 //! (the control, which shows the failure and so proves the harness can fail) and once with it.
+//! No test unit uses systemd's default limits (5 starts per 10 s, RestartSec=100ms): a gwshim
+//! that paced by the defaults instead of the unit's own limits must fail here.
 //! Each test starts its own manager; the harness runs one manager at a time.
 //!
 //! Run only these: `cargo test --release --test systemd` (as root; about a minute, most of it the
@@ -13,10 +15,10 @@ mod systemd_harness;
 use std::time::Duration;
 use systemd_harness::{GWSHIM, Manager, StandIn, UnitState};
 
-/// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=5,
-/// StartLimitIntervalSec=10, RestartSec=100ms) from `systemctl show` itself (the same could be
-/// given as `--start-limit 5/10s --restart-sec 100ms`). Backoff is off: this case is about the
-/// start limit (with the default backoff, 1 s doubling, 12 fast failures take many minutes).
+/// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=3,
+/// StartLimitIntervalSec=30, RestartSec=500ms: none of them systemd's defaults, 5 per 10 s and
+/// 100ms, so a gwshim that paced by the defaults fails here) from `systemctl show` itself.
+/// Backoff is off: this case is about the start limit.
 const PACING_SEED: &[&str] = &["--backoff", "0"];
 /// gwshim's options for the hermes 0.19.0 unit shape: none, everything from the unit
 /// (StartLimitIntervalSec=0, RestartSec=200ms) and the default backoff.
@@ -67,13 +69,33 @@ fn assert_main_pid(via: Via, svc: &StandIn, main_pid: u32) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// 1. The seed: fast failures exhaust StartLimitBurst=5 and the unit ends failed.
+/// gwshim waited at least once, and every wait it logged names `limit` (the unit's own start
+/// limit); it never fell back to assumed limits.
+fn assert_waits_only_for(log: &str, limit: &str, m: &Manager) {
+    let waits: Vec<&str> = log.lines().filter(|l| l.contains("; waiting ")).collect();
+    assert!(!waits.is_empty(), "no wait{}", m.context());
+    for w in &waits {
+        assert!(
+            w.ends_with(limit),
+            "{w:?} should name {limit:?}{}",
+            m.context()
+        );
+    }
+    assert!(!log.contains("assuming"), "{}", m.context());
+}
 
-const SEED_UNIT: &str = "StartLimitBurst=5\nStartLimitIntervalSec=10";
-const SEED_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75";
+// ---------------------------------------------------------------------------------------------
+// 1. The seed: fast failures exhaust StartLimitBurst= and the unit ends failed.
+
+const SEED_UNIT: &str = "StartLimitBurst=3\nStartLimitIntervalSec=30";
+const SEED_SERVICE: &str = "Restart=on-failure\nRestartSec=500ms\nRestartForceExitStatus=75";
 /// The service exits 1 at once on this many starts, then stays up.
-const SEED_FAILURES: u32 = 12;
+const SEED_FAILURES: u32 = 5;
+/// gwshim's line when it waits for the seed unit's own start limit.
+const SEED_WAIT: &str = "so seed.service stays under StartLimitBurst=3/30s";
+
+/// Limits for the other test units: again none of systemd's defaults.
+const LIMITS_4_PER_20: &str = "StartLimitBurst=4\nStartLimitIntervalSec=20";
 
 fn install_seed(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("seed");
@@ -95,7 +117,7 @@ fn seed_without_gwshim_hits_the_start_limit() {
     std::thread::sleep(Duration::from_millis(500));
     let st2 = m.state("seed.service");
     assert_eq!(st2.active, "failed", "{st2:?}{}", m.context());
-    assert_eq!(svc.starts(), 5, "events: {:?}{}", svc.events(), m.context());
+    assert_eq!(svc.starts(), 3, "events: {:?}{}", svc.events(), m.context());
     assert_eq!(st.result, "exit-code", "{st:?}");
     assert_eq!(st.exec_main_status, 1, "{st:?}");
     m.wait_log(
@@ -106,16 +128,17 @@ fn seed_without_gwshim_hits_the_start_limit() {
 }
 
 #[test]
-fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
+fn seed_with_gwshim_never_fails_and_the_6th_start_stays_up() {
     let Some(m) = Manager::start_or_skip() else {
         return;
     };
     let svc = install_seed(&m, Via::Gwshim(PACING_SEED));
     let mark = m.log_mark();
     m.start("seed.service");
-    // About 30 s with pacing; poll every 200 ms, at most 90 s, and fail as soon as it fails.
+    // About 35 s with pacing (the 4th start 33 s after the 1st, the 5th and 6th right after
+    // it); poll every 200 ms, at most 90 s, and fail as soon as it fails.
     let st = m.wait_until_every(
-        "the 13th start to be up",
+        "the 6th start to be up",
         90 * SEC,
         Duration::from_millis(200),
         |m| {
@@ -137,11 +160,18 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
         svc.events()
     );
     assert_eq!(st.n_restarts, SEED_FAILURES, "{st:?}");
+    let log = m.log_since(mark);
     assert!(
-        !m.log_since(mark)
-            .contains("Start request repeated too quickly"),
+        !log.contains("Start request repeated too quickly"),
         "{}",
         m.context()
+    );
+    // gwshim paced by the unit's own limit, read from systemd, and by nothing else.
+    assert_waits_only_for(&log, SEED_WAIT, &m);
+    let gaps = svc.start_gaps();
+    assert!(
+        gaps[2] >= 30.0,
+        "the 4th start waits out the window: {gaps:?}"
     );
     // Still up a moment later, and under gwshim.
     std::thread::sleep(Duration::from_millis(500));
@@ -154,13 +184,13 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
 // ---------------------------------------------------------------------------------------------
 // 2. Stop: the service exits 1 on SIGTERM, as the gateway does on an unexpected one.
 
-const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nKillMode=mixed";
+const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nKillMode=mixed";
 
 /// Starts the unit, waits until the service is up, stops it; returns the end state.
 fn run_stop_case(m: &Manager, via: Via) -> (StandIn, UnitState) {
     let svc = m.stand_in("stop");
     let exec = exec_start(via, &svc.command_term(0, 1, 1));
-    m.install_unit("stop.service", &unit("", &exec, STOP_SERVICE));
+    m.install_unit("stop.service", &unit(LIMITS_4_PER_20, &exec, STOP_SERVICE));
     m.start("stop.service");
     m.wait_until("the service to be up", 10 * SEC, |_| {
         svc.is_up(1).then_some(())
@@ -209,13 +239,16 @@ fn stop_with_gwshim_leaves_the_unit_inactive() {
 // ---------------------------------------------------------------------------------------------
 // 3. Reload: ExecReload sends SIGUSR1 to the main pid; the service exits 75 and is restarted.
 
-const RELOAD_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+const RELOAD_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nRestartForceExitStatus=75\n\
 KillMode=mixed\nExecReload=/bin/kill -USR1 $MAINPID";
 
 fn run_reload_case(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("reload");
     let exec = exec_start(via, &svc.command(0, 1));
-    m.install_unit("reload.service", &unit("", &exec, RELOAD_SERVICE));
+    m.install_unit(
+        "reload.service",
+        &unit(LIMITS_4_PER_20, &exec, RELOAD_SERVICE),
+    );
     m.start("reload.service");
     m.wait_until("the service to be up", 10 * SEC, |_| {
         svc.is_up(1).then_some(())
@@ -266,14 +299,17 @@ fn reload_with_gwshim_reaches_the_child_and_restarts_it() {
 // ---------------------------------------------------------------------------------------------
 // 4. Fatal config: exit 78 with RestartPreventExitStatus=78 must not be restarted.
 
-const FATAL_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+const FATAL_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nRestartForceExitStatus=75\n\
 RestartPreventExitStatus=78";
 
 /// Starts a service that exits 78 at once; returns it once the unit has settled (1 s).
 fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("fatal");
     let exec = exec_start(via, &svc.command(u32::MAX, 78));
-    m.install_unit("fatal.service", &unit("", &exec, FATAL_SERVICE));
+    m.install_unit(
+        "fatal.service",
+        &unit(LIMITS_4_PER_20, &exec, FATAL_SERVICE),
+    );
     m.start("fatal.service");
     m.wait_until("a first start", 10 * SEC, |_| {
         (svc.starts() >= 1).then_some(())
@@ -283,7 +319,7 @@ fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
 
 fn assert_fatal_not_restarted(m: &Manager, svc: &StandIn) {
     m.wait_state("fatal.service", 10 * SEC, |s| s.is_failed());
-    // Ten RestartSec= periods: long enough for any restart to happen.
+    // Three RestartSec= periods: long enough for any restart to happen.
     std::thread::sleep(SEC);
     let st = m.state("fatal.service");
     assert_eq!(svc.starts(), 1, "{:?}{}", svc.events(), m.context());
@@ -386,4 +422,232 @@ fn hermes_unit_with_gwshim_backs_off() {
         "gaps do not grow: {gaps:?}{}",
         m.context()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Another unit's own limit (4 starts per 20 s): gwshim paces by it, not by the seed's nor by
+//    systemd's defaults.
+
+#[test]
+fn a_unit_with_4_starts_per_20s_is_paced_by_its_own_limit() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = m.stand_in("four");
+    let exec = exec_start(Via::Gwshim(PACING_SEED), &svc.command(6, 1));
+    let service = "Restart=on-failure\nRestartSec=300ms";
+    m.install_unit("four.service", &unit(LIMITS_4_PER_20, &exec, service));
+    let mark = m.log_mark();
+    m.start("four.service");
+    // The 5th start 22 s after the 1st, the 6th and 7th right after it: about 24 s.
+    m.wait_until_every(
+        "the 7th start to be up",
+        60 * SEC,
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state("four.service");
+            assert_service_started(m, &svc, &st);
+            assert!(
+                !st.is_failed(),
+                "failed after {} starts: {st:?}{}",
+                svc.starts(),
+                m.context()
+            );
+            (svc.is_up(7) && st.is_running()).then_some(())
+        },
+    );
+    let log = m.log_since(mark);
+    assert_waits_only_for(
+        &log,
+        "so four.service stays under StartLimitBurst=4/20s",
+        &m,
+    );
+    assert!(
+        !log.contains("Start request repeated too quickly"),
+        "{}",
+        m.context()
+    );
+    m.stop("four.service");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A start an operator asks for begins a fresh backoff; automatic restarts continue it.
+
+#[test]
+fn an_operators_start_begins_a_fresh_backoff() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = m.stand_in("fresh");
+    // Fails at once, always; the default backoff (1 s doubling) minus RestartSec=300ms.
+    let exec = exec_start(Via::Gwshim(&[]), &svc.command(u32::MAX, 1));
+    let limits = "StartLimitBurst=20\nStartLimitIntervalSec=40";
+    let service = "Restart=on-failure\nRestartSec=300ms";
+    m.install_unit("fresh.service", &unit(limits, &exec, service));
+    let mark = m.log_mark();
+    m.start("fresh.service");
+    // Waits of 0.7, 1.7 and 3.7 s, then 7.7 s after the 4th fast failure: stop during it.
+    m.wait_log(
+        mark,
+        "waiting 7.7 s (backoff: 4 fast failures in a row)",
+        30 * SEC,
+    );
+    assert_eq!(svc.starts(), 4, "{:?}{}", svc.events(), m.context());
+    m.stop("fresh.service");
+    let st = m.state("fresh.service");
+    assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
+    let mark = m.log_mark();
+    m.start("fresh.service");
+    m.wait_log(
+        mark,
+        "waiting 0.7 s (backoff: 1 fast failure in a row)",
+        10 * SEC,
+    );
+    assert!(
+        !m.log_since(mark).contains("5 fast failures"),
+        "{}",
+        m.context()
+    );
+    // systemd's own restarts after it go on counting.
+    m.wait_log(
+        mark,
+        "waiting 1.7 s (backoff: 2 fast failures in a row)",
+        10 * SEC,
+    );
+    m.stop("fresh.service");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A unit that runs gwshim as a non-root User= with PrivateTmp=yes (as the system unit of
+//    `hermes gateway install --system` runs the gateway). In this harness the manager is root's
+//    user manager: the user cannot reach it with `systemctl --user`, so gwshim falls back to
+//    assumed limits and must say so. Its pacing history must survive the restarts: under
+//    PrivateTmp=yes the temp dir is new at every start, the user cannot write /run/gwshim, so it
+//    needs the folder the drop-in has systemd make (contrib/hermes/gwshim.conf.in).
+
+/// The drop-in's lines for gwshim's state folder: the `RuntimeDirectory*=` lines of
+/// contrib/hermes/gwshim.conf.in.
+fn state_folder_lines() -> String {
+    let template = include_str!("../contrib/hermes/gwshim.conf.in");
+    let lines: Vec<&str> = template
+        .lines()
+        .filter(|l| l.starts_with("RuntimeDirectory"))
+        .collect();
+    assert!(!lines.is_empty(), "no RuntimeDirectory= in the template");
+    lines.join("\n")
+}
+
+/// Runs a unit as `nobody` with PrivateTmp=yes whose service fails at once, always, until
+/// systemd has restarted it `restarts` times; returns the log of those runs. gwshim is copied
+/// where `nobody` can run it, out of the private /tmp.
+fn run_as_nobody(m: &Manager, name: &str, extra: &str, restarts: u32) -> String {
+    let bin = "/run/systemd/gwshim-test/gwshim";
+    m.in_namespace(&format!(
+        "mkdir -p /run/systemd/gwshim-test && cp {GWSHIM} {bin} && chmod 0755 {bin}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // As /run is on a booted system: others may pass through (the manager's runtime folder is
+    // the %t of RuntimeDirectory=), not list or write.
+    std::fs::set_permissions(
+        m.runtime_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod the runtime folder");
+    let unit_text = unit(
+        "StartLimitBurst=30\nStartLimitIntervalSec=40",
+        &format!("{bin} --backoff 200ms:1min -- /bin/sh -c 'exit 1'"),
+        &format!(
+            "User=nobody\nPrivateTmp=yes\nRestart=on-failure\nRestartSec=300ms\n\
+             RestartForceExitStatus=75\n{extra}"
+        ),
+    );
+    m.install_unit(name, &unit_text);
+    let mark = m.log_mark();
+    m.start(name);
+    m.wait_until_every("the restarts", 30 * SEC, Duration::from_millis(200), |m| {
+        let st = m.state(name);
+        assert!(!st.is_failed(), "{st:?}{}", m.context());
+        (st.n_restarts >= restarts).then_some(())
+    });
+    m.stop(name);
+    m.log_since(mark)
+}
+
+/// gwshim said once per start that it cannot read the unit's limits, which unit and why.
+fn assert_fallback_said_once_per_start(log: &str, name: &str, m: &Manager) {
+    let starts = log.matches("gwshim: started /bin/sh").count();
+    let warning = format!(
+        "gwshim: warning: cannot read the limits of {name}: systemctl --user show {name} \
+         failed (exit status: 1): Failed to connect to bus: "
+    );
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("cannot read")).collect();
+    assert!(starts >= 4, "{}", m.context());
+    assert_eq!(warnings.len(), starts, "once per start{}", m.context());
+    for w in warnings {
+        assert!(
+            w.starts_with(&warning) && w.ends_with("; assuming systemd's defaults, 5 starts per 10 s, RestartSec=100ms (--start-limit and --restart-sec set them)"),
+            "{w:?}{}",
+            m.context()
+        );
+    }
+}
+
+#[test]
+fn as_a_user_with_private_tmp_the_history_survives_in_the_dropins_folder() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let log = run_as_nobody(&m, "private.service", &state_folder_lines(), 4);
+    assert_fallback_said_once_per_start(&log, "private.service", &m);
+    // The backoff went on across the restarts: the history was there at every start.
+    for n in 2..=4 {
+        assert!(
+            log.contains(&format!("(backoff: {n} fast failures in a row)")),
+            "{n}{}",
+            m.context()
+        );
+    }
+    // In the folder systemd made for gwshim, owned by the unit's user and kept after the stop.
+    let file = m
+        .runtime_dir()
+        .join("gwshim-private/private.service.pacing");
+    let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
+
+/// The control: the same unit without the drop-in's folder loses its history at every start.
+#[test]
+fn as_a_user_with_private_tmp_the_history_is_lost_without_the_dropins_folder() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let log = run_as_nobody(&m, "lost.service", "", 4);
+    assert_fallback_said_once_per_start(&log, "lost.service", &m);
+    assert!(!log.contains("fast failures in a row"), "{}", m.context());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Unit names as the cgroup gives them, odd ones included, reach systemctl intact.
+
+#[test]
+fn odd_unit_names_are_asked_about_safely() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    // "_under.service" runs in the cgroup "__under.service" (systemd's cgroup escape).
+    for name in ["-odd.service", "odd\\x2dname.service", "_under.service"] {
+        // One start per 17 s: the first fast failure already waits for this unit's limit.
+        let text = unit(
+            "StartLimitBurst=1\nStartLimitIntervalSec=17",
+            &format!("{GWSHIM} --backoff 0 -- /bin/sh -c 'exit 1'"),
+            "Restart=on-failure\nRestartSec=700ms",
+        );
+        m.install_unit(name, &text);
+        let mark = m.log_mark();
+        m.systemctl_ok(&["start", "--", name]);
+        m.wait_log(mark, "stays under StartLimitBurst=1/17s", 10 * SEC);
+        m.systemctl_ok(&["stop", "--", name]);
+        let log = m.log_since(mark);
+        assert!(!log.contains("cannot read"), "{name}{}", m.context());
+    }
 }
