@@ -914,6 +914,29 @@ mod tests {
         dir
     }
 
+    /// A folder on the path renamed away and replaced by a symlink after the folder was
+    /// resolved: the removal still happens in the resolved folder, nowhere else.
+    #[test]
+    fn a_folder_swapped_after_resolution_keeps_the_removal_in_place() {
+        let dir = scratch("dirswap");
+        let (p, moved, other) = (dir.join("p"), dir.join("moved"), dir.join("other"));
+        std::fs::create_dir(&p).expect("mkdir");
+        std::fs::create_dir(&other).expect("mkdir");
+        std::fs::write(p.join("x.pid"), "1").expect("write");
+        std::fs::write(other.join("x.pid"), "1").expect("write");
+        let place = Place::resolve(&p.join("x.pid"), None)
+            .expect("resolves")
+            .expect("exists");
+        let judged = open_checked(&place).expect("open").expect("exists").id;
+        std::fs::rename(&p, &moved).expect("rename");
+        std::os::unix::fs::symlink(&other, &p).expect("symlink");
+        // The other folder's file of the same name has another inode: not even a candidate.
+        remove_judged(&place, judged, &"test");
+        assert!(!moved.join("x.pid").exists(), "the judged file is removed");
+        assert!(other.join("x.pid").exists(), "nothing elsewhere");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The race "replaced between check and removal", made to happen deterministically: the
     /// file is judged, then swapped, then removal is attempted.
     #[test]

@@ -124,9 +124,13 @@ pub fn open_dir(path: &Path) -> Result<Option<Dir>> {
             SFlag::S_IFLNK => {
                 let folder = fstat(&fd).context(|| format!("cannot stat {}", shown.display()))?;
                 if !may_follow(st.st_uid, folder.st_uid, own) {
+                    let whose = match own {
+                        0 => "root's".to_string(),
+                        _ => format!("root's or uid {own}'s"),
+                    };
                     return Err(Error::msg(format!(
                         "{} is a symlink owned by uid {} in a folder owned by uid {}; only \
-                         root's or uid {own}'s are followed",
+                         {whose} are followed",
                         here.display(),
                         st.st_uid,
                         folder.st_uid

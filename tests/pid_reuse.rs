@@ -114,14 +114,14 @@ struct SyscallInfo {
     _more: [u64; 4],
 }
 
-const PTRACE_GET_SYSCALL_INFO: u32 = 0x420e;
+const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
 const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
 
 /// ptrace(2) on plain integers and, for GET_SYSCALL_INFO, a buffer of ours.
-fn ptrace(req: u32, pid: i32, addr: usize, data: usize) -> i64 {
+fn ptrace(req: libc::c_uint, pid: i32, addr: usize, data: usize) -> i64 {
     // SAFETY: the requests used here read into `data` only for GET_SYSCALL_INFO, whose size
     // (`addr`) is that of the buffer passed; the others take plain integers.
-    unsafe { libc::ptrace(req as _, pid, addr, data) as i64 }
+    unsafe { libc::ptrace(req, pid, addr, data) as i64 }
 }
 
 fn syscall_entry(pid: i32) -> Option<SyscallInfo> {
@@ -204,7 +204,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
     let leftover = host_pid(ns.init, leftover_ns).expect("the leftover's host pid");
 
     if ptrace(
-        libc::PTRACE_SEIZE as u32,
+        libc::PTRACE_SEIZE,
         gwshim,
         0,
         libc::PTRACE_O_TRACESYSGOOD as usize,
@@ -213,7 +213,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
         let e = std::io::Error::last_os_error();
         return skip::skip(&format!("cannot trace gwshim: {e}"));
     }
-    assert_eq!(ptrace(libc::PTRACE_INTERRUPT as u32, gwshim, 0, 0), 0);
+    assert_eq!(ptrace(libc::PTRACE_INTERRUPT, gwshim, 0, 0), 0);
     let gw = Pid::from_raw(gwshim);
     waitpid(gw, Some(WaitPidFlag::__WALL)).expect("the interrupt stop");
     // The main child exits: gwshim reaps it, judges the leftovers and signals them.
@@ -226,7 +226,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
             Instant::now() < deadline,
             "gwshim never signalled the leftover"
         );
-        assert_eq!(ptrace(libc::PTRACE_SYSCALL as u32, gwshim, 0, inject), 0);
+        assert_eq!(ptrace(libc::PTRACE_SYSCALL, gwshim, 0, inject), 0);
         inject = 0;
         match waitpid(gw, Some(WaitPidFlag::__WALL)).expect("waitpid gwshim") {
             WaitStatus::PtraceSyscall(_) => {}
@@ -276,7 +276,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
     let stranger = host_pid(ns.init, stranger_ns).expect("the stranger's host pid");
     let stranger_start = fs::read_to_string(format!("/proc/{stranger}/stat")).expect("stat");
 
-    assert_eq!(ptrace(libc::PTRACE_DETACH as u32, gwshim, 0, 0), 0);
+    assert_eq!(ptrace(libc::PTRACE_DETACH, gwshim, 0, 0), 0);
     let status = wait_number(&dir.join("status"));
     let log = fs::read_to_string(dir.join("gwshim.log")).unwrap_or_default();
     eprintln!("--- gwshim log (held at syscall {held}) ---\n{log}---");

@@ -752,7 +752,7 @@ fn a_folder_swapped_for_a_symlink_in_a_tight_loop_never_redirects_the_removal() 
                 }
             }
             pidfile::clean(std::slice::from_ref(&target), i64::from(std::process::id()));
-            match fs::symlink_metadata(&target.pid.parent().expect("folder")) {
+            match fs::symlink_metadata(target.pid.parent().expect("folder")) {
                 Ok(m) if m.file_type().is_symlink() => as_link += 1,
                 Ok(_) => as_dir += 1,
                 Err(_) => {}
