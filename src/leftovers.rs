@@ -241,13 +241,13 @@ fn terminate(e: &Entry) {
 
 /// Sends `sig` to the process `e` names, and to no other: through a pidfd taken while the
 /// pid still names it (same start time), so a pid that a descendant's own parent reaped and
-/// the system reused meanwhile gets nothing. Without pidfds the start time is checked right
+/// the system reused meanwhile gets nothing. Without a pidfd the start time is checked right
 /// before kill(2), which leaves the window of those two syscalls.
 fn send(e: &Entry, sig: i32) -> bool {
     let sent = match pidfd::take(e.pid, e.stat.start_time) {
         pidfd::Taken::Fd(fd) => fd.send(sig),
         pidfd::Taken::Gone => return false,
-        pidfd::Taken::Unsupported => {
+        pidfd::Taken::ByPid => {
             if proc::stat(e.pid).map(|s| s.start_time) != Some(e.stat.start_time) {
                 return false;
             }

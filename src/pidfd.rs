@@ -20,8 +20,8 @@ pub enum Taken {
     Fd(PidFd),
     /// The process is gone, or the pid now names another process.
     Gone,
-    /// This kernel has no pidfds: only a pid can be used.
-    Unsupported,
+    /// No pidfd (this kernel has none, or no fd is left): only the pid can be used.
+    ByPid,
 }
 
 static SAID_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
@@ -72,8 +72,13 @@ pub fn open(pid: i32) -> io::Result<Option<PidFd>> {
 pub fn take(pid: i32, start_time: u64) -> Taken {
     let fd = match open(pid) {
         Ok(Some(fd)) => fd,
-        Ok(None) => return Taken::Unsupported,
-        Err(_) => return Taken::Gone,
+        Ok(None) => return Taken::ByPid,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Taken::Gone,
+        // EMFILE and the like: the process still deserves its signal.
+        Err(e) => {
+            debug!("cannot open a pidfd for pid {pid} ({e}); signalling it by pid");
+            return Taken::ByPid;
+        }
     };
     match proc::stat(pid) {
         Some(s) if s.start_time == start_time => Taken::Fd(fd),
