@@ -291,3 +291,98 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
     drop(ns);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A seccomp filter that makes pidfd_open fail with ENOSYS, as on a kernel before 5.3.
+fn without_pidfds(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = vec![
+        // the system call number: offset 0 of struct seccomp_data
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_pidfd_open as u32,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: prctl is async-signal-safe; the program it reads was built before the fork and
+    // lives in the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn without_pidfds_leftovers_and_the_child_are_still_signalled_and_it_says_so_once() {
+    let dir = scratch("nopidfd");
+    let log = dir.join("gwshim.log");
+    let leftover = dir.join("leftover");
+    // The leftover reports the SIGTERM it gets; the child waits for gwshim's forwarded TERM.
+    let script = format!(
+        "sh -c 'trap \"echo term > {0}.term; exit 0\" TERM; echo $$ > {0}; \
+         while :; do sleep 0.1; done' & \
+         trap 'exit 3' TERM; sleep 1000 & wait",
+        leftover.display()
+    );
+    let mut cmd = Command::new(GWSHIM);
+    cmd.args([
+        "--no-pacing",
+        "-v",
+        "--grace",
+        "20",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .stdin(Stdio::null())
+    .stderr(fs::File::create(&log).expect("log"));
+    without_pidfds(&mut cmd);
+    let mut gwshim = cmd.spawn().expect("spawn gwshim");
+    let leftover_pid = wait_number(&leftover);
+    kill(Pid::from_raw(gwshim.id() as i32), Signal::SIGTERM).expect("stop gwshim");
+    let mut status = None;
+    wait_until("gwshim to exit", Duration::from_secs(30), || {
+        status = gwshim.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    eprintln!("--- gwshim log ---\n{text}---");
+    // The child got the forwarded SIGTERM (trap: exit 3, a stop request, so gwshim exits 0).
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains("exited 3"), "{text}");
+    // The leftover got SIGTERM by pid, after the start time check.
+    assert!(
+        dir.join("leftover.term").exists() && state(leftover_pid).is_none_or(|s| s == 'Z'),
+        "{text}"
+    );
+    assert!(!text.contains("needed SIGKILL"), "{text}");
+    assert_eq!(text.matches("no pidfds here").count(), 1, "{text}");
+    let _ = fs::remove_dir_all(&dir);
+}
