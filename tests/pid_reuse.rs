@@ -301,7 +301,7 @@ fn without_pidfds(cmd: &mut Command) {
         jf: 0,
         k,
     };
-    let filter = vec![
+    let filter = [
         // the system call number: offset 0 of struct seccomp_data
         stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
         libc::sock_filter {
