@@ -767,7 +767,11 @@ fn a_folder_swapped_for_a_symlink_in_a_tight_loop_never_redirects_the_removal() 
     let outcome = finished.recv_timeout(Duration::from_secs(600));
     let _ = nix::sys::signal::kill(swapping, nix::sys::signal::Signal::SIGKILL);
     let swapper_end = nix::sys::wait::waitpid(swapping, None).expect("reap the swapper");
-    let outcome = outcome.expect("the cleaning hung");
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the cleaning hung"),
+        Err(_) => panic!("the cleaning thread panicked: {:?}", cleaner.join().err()),
+    };
     let _ = cleaner.join();
     assert!(
         matches!(swapper_end, nix::sys::wait::WaitStatus::Signaled(..)),
