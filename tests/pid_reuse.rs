@@ -56,6 +56,16 @@ fn state(pid: i32) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
+/// Field 22 of /proc/PID/stat: with the pid, it names one process for good.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
 fn first_child(pid: i32) -> Option<i32> {
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .ok()?
@@ -274,7 +284,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
     let stranger_ns = wait_number(&dir.join("stranger"));
     assert_eq!(stranger_ns, leftover_ns, "the pid was not reused");
     let stranger = host_pid(ns.init, stranger_ns).expect("the stranger's host pid");
-    let stranger_start = fs::read_to_string(format!("/proc/{stranger}/stat")).expect("stat");
+    let stranger_start = start_time(stranger).expect("the stranger's start time");
 
     assert_eq!(ptrace(libc::PTRACE_DETACH, gwshim, 0, 0), 0);
     let status = wait_number(&dir.join("status"));
@@ -284,8 +294,7 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
     assert!(log.contains("leftover processes"), "{log}");
     // Still alive, and still the same process: the signal meant for the leftover missed it.
     assert!(
-        state(stranger).is_some_and(|s| s != 'Z')
-            && fs::read_to_string(format!("/proc/{stranger}/stat")).ok() == Some(stranger_start),
+        state(stranger).is_some_and(|s| s != 'Z') && start_time(stranger) == Some(stranger_start),
         "the stranger that took the leftover's pid got gwshim's signal"
     );
     drop(ns);
@@ -344,10 +353,12 @@ fn without_pidfds_leftovers_and_the_child_are_still_signalled_and_it_says_so_onc
     let log = dir.join("gwshim.log");
     let leftover = dir.join("leftover");
     // The leftover reports the SIGTERM it gets; the child waits for gwshim's forwarded TERM.
+    // Each writes its file once its trap is set.
     let script = format!(
-        "sh -c 'trap \"echo term > {0}.term; exit 0\" TERM; echo $$ > {0}; \
+        "trap 'exit 3' TERM; \
+         sh -c 'trap \"echo term > {0}.term; exit 0\" TERM; echo $$ > {0}; \
          while :; do sleep 0.1; done' & \
-         trap 'exit 3' TERM; sleep 1000 & wait",
+         sleep 1000 & echo $$ > {0}.child; wait",
         leftover.display()
     );
     let mut cmd = Command::new(GWSHIM);
@@ -366,6 +377,7 @@ fn without_pidfds_leftovers_and_the_child_are_still_signalled_and_it_says_so_onc
     without_pidfds(&mut cmd);
     let mut gwshim = cmd.spawn().expect("spawn gwshim");
     let leftover_pid = wait_number(&leftover);
+    wait_number(&dir.join("leftover.child"));
     kill(Pid::from_raw(gwshim.id() as i32), Signal::SIGTERM).expect("stop gwshim");
     let mut status = None;
     wait_until("gwshim to exit", Duration::from_secs(30), || {
