@@ -9,25 +9,24 @@
 //! `ns_last_pid` makes the next process of the namespace, a stranger, take its pid. Then
 //! gwshim goes on. Production code has no hook for this: the tracer stops it from outside.
 
+mod common;
 mod skip;
+
+use common::TempDir;
 
 use nix::libc;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GWSHIM: &str = env!("CARGO_BIN_EXE_gwshim");
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pid-reuse-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("pid-reuse-{name}"))
 }
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -298,7 +297,6 @@ fn a_leftover_whose_pid_is_reused_before_the_kill_never_gets_the_signal() {
         "the stranger that took the leftover's pid got gwshim's signal"
     );
     drop(ns);
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// A seccomp filter that makes pidfd_open fail with ENOSYS, as on a kernel before 5.3.
@@ -396,5 +394,4 @@ fn without_pidfds_leftovers_and_the_child_are_still_signalled_and_it_says_so_onc
     );
     assert!(!text.contains("needed SIGKILL"), "{text}");
     assert_eq!(text.matches("no pidfds here").count(), 1, "{text}");
-    let _ = fs::remove_dir_all(&dir);
 }
