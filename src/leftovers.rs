@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::logging::count;
 use crate::proc::{self, Entry};
 use crate::signals::{self, Set, Signals};
-use crate::{reap, timespan};
+use crate::{pidfd, reap, timespan};
 use log::{debug, info, warn};
 use nix::libc;
 use nix::unistd::Pid;
@@ -245,14 +245,22 @@ fn terminate(e: &Entry) {
     }
 }
 
-/// Sends `sig` to the process `e` names, if the pid still names it (same start time).
-/// A descendant's pid could be reaped by its own parent and reused between the snapshot and
-/// the kill; the start time check narrows that window to the two syscalls.
+/// Sends `sig` to the process `e` names, and to no other: through a pidfd taken while the
+/// pid still names it (same start time), so a pid that a descendant's own parent reaped and
+/// the system reused meanwhile gets nothing. Without a pidfd the start time is checked right
+/// before kill(2), which leaves the window of those two syscalls.
 fn send(e: &Entry, sig: i32) -> bool {
-    if proc::stat(e.pid).map(|s| s.start_time) != Some(e.stat.start_time) {
-        return false;
-    }
-    match signals::send(e.pid, sig, false) {
+    let sent = match pidfd::take(e.pid, e.stat.start_time) {
+        pidfd::Taken::Fd(fd) => fd.send(sig),
+        pidfd::Taken::Gone => return false,
+        pidfd::Taken::ByPid => {
+            if proc::stat(e.pid).map(|s| s.start_time) != Some(e.stat.start_time) {
+                return false;
+            }
+            signals::send(e.pid, sig, false)
+        }
+    };
+    match sent {
         Ok(()) => true,
         Err(err) => {
             if err.raw_os_error() != Some(libc::ESRCH) {

@@ -2,20 +2,24 @@
 //! never makes the next start lose an O_CREAT|O_EXCL "race". Nothing that is not stale is
 //! ever removed: the verdict is a pure function over what was observed, and every file is
 //! opened without following symlinks, read only if it is a small regular file, and removed
-//! only if the path still names the very file (device and inode) that was judged.
+//! only if its name still names the very file (device and inode) that was judged. Each
+//! file's folder is resolved once, safely (see safepath), into a directory fd, and every step
+//! after that (stat, open, flock, unlink) goes through that fd: a folder on the path swapped
+//! for a symlink meanwhile cannot send the removal anywhere else.
 
 use crate::error::{Context, Error, Result};
 use crate::proc;
+use crate::safepath::{self, Dir};
 use log::{debug, info, warn};
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
-use nix::libc;
-use nix::unistd::Pid;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use nix::unistd::{Pid, UnlinkatFlags, unlinkat};
 use serde_json::Value;
+use std::ffi::OsString;
 use std::fmt;
-use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Pid files are a few hundred bytes; anything bigger is not one and is not read.
@@ -35,11 +39,11 @@ pub struct FileId {
     pub ino: u64,
 }
 
-impl From<&Metadata> for FileId {
-    fn from(m: &Metadata) -> Self {
+impl From<&FileStat> for FileId {
+    fn from(st: &FileStat) -> Self {
         FileId {
-            dev: m.dev(),
-            ino: m.ino(),
+            dev: st.st_dev,
+            ino: st.st_ino,
         }
     }
 }
@@ -262,22 +266,21 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(m: &Metadata) -> Kind {
-        let t = m.file_type();
-        if t.is_symlink() {
-            Kind::Symlink
-        } else if t.is_dir() {
-            Kind::Directory
-        } else if t.is_fifo() {
-            Kind::Fifo
-        } else if t.is_socket() {
-            Kind::Socket
-        } else if t.is_file() {
-            Kind::Regular
-        } else {
-            Kind::Device
+    /// From st_mode. Pure.
+    pub fn of(mode: u32) -> Kind {
+        match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => Kind::Symlink,
+            SFlag::S_IFDIR => Kind::Directory,
+            SFlag::S_IFIFO => Kind::Fifo,
+            SFlag::S_IFSOCK => Kind::Socket,
+            SFlag::S_IFREG => Kind::Regular,
+            _ => Kind::Device,
         }
     }
+}
+
+fn size(st: &FileStat) -> u64 {
+    u64::try_from(st.st_size).unwrap_or(0)
 }
 
 /// Why a file is left alone unread, or None if it may be read.
@@ -313,6 +316,59 @@ pub fn same_file(judged: FileId, now: Option<FileId>) -> Now {
     }
 }
 
+/// A pid or lock file as gwshim acts on it: its folder, opened once, and its name there.
+pub struct Place {
+    pub dir: Dir,
+    pub name: OsString,
+    /// For messages only.
+    pub path: PathBuf,
+}
+
+impl Place {
+    /// Resolves the folder of `path` safely (safepath). Ok(None): the folder does not exist.
+    /// Err: why the path is left alone. `known` is a folder already resolved: a path in the
+    /// same folder goes through the same fd, so both files are judged in one folder.
+    pub fn resolve(path: &Path, known: Option<&Place>) -> Result<Option<Place>> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::msg("it does not name a file"))?;
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = match known {
+            Some(k)
+                if k.path.parent().unwrap_or(Path::new(""))
+                    == path.parent().unwrap_or(Path::new("")) =>
+            {
+                k.dir.try_clone()?
+            }
+            _ => match safepath::open_dir(folder)? {
+                Some(dir) => dir,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Place {
+            dir,
+            name: name.to_owned(),
+            path: path.to_owned(),
+        }))
+    }
+
+    /// lstat of the file, through the folder's fd. Ok(None): there is no such file.
+    fn stat(&self) -> Result<Option<FileStat>> {
+        match fstatat(
+            &self.dir.fd,
+            self.name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e).context(|| "cannot stat it".into()),
+        }
+    }
+}
+
 /// A pid or lock file, opened and checked.
 pub struct Opened {
     pub file: File,
@@ -321,37 +377,37 @@ pub struct Opened {
 
 /// Opens a small regular file for reading, never following a symlink and never blocking (a
 /// FIFO swapped in meanwhile). Ok(None): there is no such file. Err: why it is left alone.
-pub fn open_checked(path: &Path) -> Result<Option<Opened>> {
-    let before = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).context(|| "cannot stat it".into()),
+pub fn open_checked(place: &Place) -> Result<Option<Opened>> {
+    let Some(before) = place.stat()? else {
+        return Ok(None);
     };
     // Devices are not even opened: an open can have side effects.
-    if let Some(why) = refusal(Kind::of(&before), before.len()) {
+    if let Some(why) = refusal(Kind::of(before.st_mode), size(&before)) {
         return Err(Error::msg(why));
     }
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Error::msg("it is a symlink (not followed)"));
-        }
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let fd = match openat(&place.dir.fd, place.name.as_os_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => return Err(Error::msg("it is a symlink (not followed)")),
         Err(e) => return Err(e).context(|| "cannot open it".into()),
     };
-    let meta = file.metadata().context(|| "cannot fstat it".into())?;
-    if let Some(why) = refusal(Kind::of(&meta), meta.len()) {
+    let meta = fstat(&fd).context(|| "cannot fstat it".into())?;
+    if let Some(why) = refusal(Kind::of(meta.st_mode), size(&meta)) {
         return Err(Error::msg(why));
     }
     let id = FileId::from(&meta);
     if id != FileId::from(&before) {
         return Err(Error::msg("it was replaced while being opened"));
     }
-    Ok(Some(Opened { file, id }))
+    Ok(Some(Opened {
+        file: File::from(fd),
+        id,
+    }))
 }
 
 /// Reads at most the size cap (the file may grow after fstat).
@@ -375,8 +431,8 @@ enum Probe {
     Unusable(Error),
 }
 
-fn probe_lock(path: &Path) -> Probe {
-    let opened = match open_checked(path) {
+fn probe_lock(place: &Place) -> Probe {
+    let opened = match open_checked(place) {
         Ok(Some(o)) => o,
         Ok(None) => return Probe::Absent,
         Err(why) => return Probe::Unusable(why),
@@ -421,32 +477,31 @@ fn read_cmdline(pid: i32) -> Option<Vec<String>> {
     )
 }
 
-/// Removes `path` if it still is the file that was judged; logs what happened.
-pub fn remove_judged(path: &Path, judged: FileId, why: &dyn fmt::Display) {
-    let now = match std::fs::symlink_metadata(path) {
-        Ok(m) => Some(FileId::from(&m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+/// Removes the file if its name still names the file that was judged; logs what happened.
+pub fn remove_judged(place: &Place, judged: FileId, why: &dyn fmt::Display) {
+    let path = place.path.display();
+    let now = match place.stat() {
+        Ok(st) => st.as_ref().map(FileId::from),
         Err(e) => {
-            warn!(
-                "cannot remove stale {} ({why}): cannot stat it again: {e}",
-                path.display()
-            );
+            warn!("cannot remove stale {path} ({why}): {e}");
             return;
         }
     };
     match same_file(judged, now) {
-        Now::Gone => debug!("{} is already gone", path.display()),
+        Now::Gone => debug!("{path} is already gone"),
         Now::Replaced => warn!(
-            "{} was replaced after it was judged stale ({why}); leaving the new file alone",
-            path.display()
+            "{path} was replaced after it was judged stale ({why}); leaving the new file alone"
         ),
-        // A tiny window remains between lstat and unlink: Linux has no unlink-by-fd.
-        Now::Same => match std::fs::remove_file(path) {
-            Ok(()) => info!("removed stale {}: {why}", path.display()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                debug!("{} is already gone", path.display())
-            }
-            Err(e) => warn!("cannot remove stale {} ({why}): {e}", path.display()),
+        // Linux has no unlink-by-fd: a file renamed into this name between the fstatat and
+        // the unlinkat would be removed instead, but only ever in this same folder.
+        Now::Same => match unlinkat(
+            &place.dir.fd,
+            place.name.as_os_str(),
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) => info!("removed stale {path}: {why}"),
+            Err(Errno::ENOENT) => debug!("{path} is already gone"),
+            Err(e) => warn!("cannot remove stale {path} ({why}): {e}"),
         },
     }
 }
@@ -461,11 +516,14 @@ pub fn clean(targets: &[Target], own_pid: i64) {
 
 fn clean_one(target: &Target, own_pid: i64) {
     let pid_path = target.pid.display();
-    let probe = target
-        .lock
-        .as_deref()
-        .map(probe_lock)
-        .unwrap_or(Probe::Absent);
+    let (lock_place, probe) = match target.lock.as_deref().map(|l| Place::resolve(l, None)) {
+        None | Some(Ok(None)) => (None, Probe::Absent),
+        Some(Ok(Some(place))) => {
+            let probe = probe_lock(&place);
+            (Some(place), probe)
+        }
+        Some(Err(why)) => (None, Probe::Unusable(why)),
+    };
     let lock_state = match &probe {
         Probe::Held => LockState::Held,
         Probe::Free(..) => LockState::Free,
@@ -480,9 +538,13 @@ fn clean_one(target: &Target, own_pid: i64) {
             LockState::Unknown
         }
     };
-    let pid_file = match open_checked(&target.pid) {
-        Ok(Some(opened)) => match read_capped(&opened.file) {
-            Ok(bytes) => Some((opened.id, bytes)),
+    let opened = Place::resolve(&target.pid, lock_place.as_ref()).and_then(|place| match place {
+        Some(place) => Ok(open_checked(&place)?.map(|o| (place, o))),
+        None => Ok(None),
+    });
+    let pid_file = match opened {
+        Ok(Some((place, opened))) => match read_capped(&opened.file) {
+            Ok(bytes) => Some((place, opened.id, bytes)),
             Err(why) => {
                 warn!("leaving {pid_path} alone: {why}");
                 None
@@ -497,7 +559,7 @@ fn clean_one(target: &Target, own_pid: i64) {
             None
         }
     };
-    if let Some((id, bytes)) = &pid_file {
+    if let Some((place, id, bytes)) = &pid_file {
         let record = parse_record(bytes);
         let process = match &record {
             Record::Pid { pid, .. } if lock_state == LockState::Unknown => observe(*pid),
@@ -509,7 +571,7 @@ fn clean_one(target: &Target, own_pid: i64) {
                     (Why::LockFree, Some(lock)) => format!("nobody holds {}", lock.display()),
                     _ => why.to_string(),
                 };
-                remove_judged(&target.pid, *id, &why);
+                remove_judged(place, *id, &why);
             }
             Verdict::Live(why) => {
                 let why = match (&why, &target.lock) {
@@ -526,8 +588,8 @@ fn clean_one(target: &Target, own_pid: i64) {
         }
     }
     // A free lock is stale whatever the pid file held: its owner is gone.
-    if let (Probe::Free(guard, id), Some(lock)) = (probe, &target.lock) {
-        remove_judged(lock, id, &"nobody holds it");
+    if let (Probe::Free(guard, id), Some(place)) = (probe, &lock_place) {
+        remove_judged(place, id, &"nobody holds it");
         // Unlocked and closed here, before the child starts.
         drop(guard);
     } else if let (LockState::Held, None, Some(lock)) = (lock_state, &pid_file, &target.lock) {
@@ -852,6 +914,29 @@ mod tests {
         dir
     }
 
+    /// A folder on the path renamed away and replaced by a symlink after the folder was
+    /// resolved: the removal still happens in the resolved folder, nowhere else.
+    #[test]
+    fn a_folder_swapped_after_resolution_keeps_the_removal_in_place() {
+        let dir = scratch("dirswap");
+        let (p, moved, other) = (dir.join("p"), dir.join("moved"), dir.join("other"));
+        std::fs::create_dir(&p).expect("mkdir");
+        std::fs::create_dir(&other).expect("mkdir");
+        std::fs::write(p.join("x.pid"), "1").expect("write");
+        std::fs::write(other.join("x.pid"), "1").expect("write");
+        let place = Place::resolve(&p.join("x.pid"), None)
+            .expect("resolves")
+            .expect("exists");
+        let judged = open_checked(&place).expect("open").expect("exists").id;
+        std::fs::rename(&p, &moved).expect("rename");
+        std::os::unix::fs::symlink(&other, &p).expect("symlink");
+        // The other folder's file of the same name has another inode: not even a candidate.
+        remove_judged(&place, judged, &"test");
+        assert!(!moved.join("x.pid").exists(), "the judged file is removed");
+        assert!(other.join("x.pid").exists(), "nothing elsewhere");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The race "replaced between check and removal", made to happen deterministically: the
     /// file is judged, then swapped, then removal is attempted.
     #[test]
@@ -859,15 +944,18 @@ mod tests {
         let dir = scratch("swap");
         let path = dir.join("gateway.pid");
         std::fs::write(&path, "999999999").expect("write");
-        let judged = open_checked(&path).expect("open").expect("exists").id;
+        let place = Place::resolve(&path, None)
+            .expect("resolves")
+            .expect("exists");
+        let judged = open_checked(&place).expect("open").expect("exists").id;
         let new = dir.join("new");
         std::fs::write(&new, "1").expect("write");
         std::fs::rename(&new, &path).expect("rename");
-        remove_judged(&path, judged, &"test");
+        remove_judged(&place, judged, &"test");
         assert_eq!(std::fs::read_to_string(&path).expect("survived"), "1");
         // The judged file itself is removed.
-        let judged = open_checked(&path).expect("open").expect("exists").id;
-        remove_judged(&path, judged, &"test");
+        let judged = open_checked(&place).expect("open").expect("exists").id;
+        remove_judged(&place, judged, &"test");
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

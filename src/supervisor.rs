@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::exit::ChildEnd;
 use crate::notify::Relay;
+use crate::pidfd::{self, PidFd};
 use crate::signals::{self, Delivery, Event, Route, Set, Signals};
 use crate::{proc, reap, timespan};
 use log::{debug, info, trace, warn};
@@ -42,6 +43,7 @@ struct State {
 }
 
 pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
+    let target = Target::new(child, opts.own_group);
     let mut state = State {
         stop: None,
         reached: Set::default(),
@@ -61,7 +63,7 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
                     "child pid {child} still running {} after the stop signal; sending SIGKILL",
                     timespan::show(opts.stop_timeout.unwrap_or_default())
                 );
-                send(child, libc::SIGKILL, opts.own_group);
+                target.send(libc::SIGKILL);
                 state.kill_at = None;
                 continue;
             }
@@ -87,11 +89,12 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
             }
             continue;
         }
-        handle(delivery, child, opts, &mut state);
+        handle(delivery, &target, opts, &mut state);
     }
 }
 
-fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
+fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
+    let child = target.pid;
     if signals::ignored_at_start(d.signo) {
         // As for any process started so (nohup's SIGHUP): the child ignores it too, and it
         // must not count as a stop request.
@@ -116,7 +119,7 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
                 d.sender,
                 signals::name(sig)
             );
-            send(child, sig, opts.own_group);
+            target.send(sig);
             sig
         }
         Route::AlreadyDelivered(sig) => {
@@ -151,11 +154,42 @@ fn handle(d: Delivery, child: Pid, opts: &Options, state: &mut State) {
     }
 }
 
-fn send(child: Pid, sig: i32, group: bool) {
-    if let Err(e) = signals::send(child.as_raw(), sig, group) {
+/// The main child, as signals reach it: through a pidfd taken while it is unreaped (so it is
+/// the child for sure), by pid where the kernel has no pidfds. Its process group (--group) is
+/// signalled by number: the number cannot be reused while the child, its leader, is unreaped,
+/// and gwshim reaps it only after the last signal it forwards.
+struct Target {
+    pid: Pid,
+    group: bool,
+    fd: Option<PidFd>,
+}
+
+impl Target {
+    fn new(pid: Pid, group: bool) -> Target {
+        let fd = match group {
+            true => None,
+            false => pidfd::open(pid.as_raw()).unwrap_or_else(|e| {
+                debug!("no pidfd for child pid {pid} ({e}); signalling it by pid");
+                None
+            }),
+        };
+        Target { pid, group, fd }
+    }
+
+    fn send(&self, sig: i32) {
+        let sent = match &self.fd {
+            Some(fd) => fd.send(sig),
+            None => signals::send(self.pid.as_raw(), sig, self.group),
+        };
         // ESRCH: the child is gone and not yet reaped; its SIGCHLD is on the way.
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            warn!("cannot send {} to pid {child}: {e}", signals::name(sig));
+        if let Err(e) = sent
+            && e.raw_os_error() != Some(libc::ESRCH)
+        {
+            warn!(
+                "cannot send {} to pid {}: {e}",
+                signals::name(sig),
+                self.pid
+            );
         }
     }
 }

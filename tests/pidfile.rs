@@ -1,9 +1,12 @@
 //! Stale pid and lock files, against the real binary, real files and real processes.
 
 mod common;
+mod skip;
 
 use common::TempDir;
+use gwshim::pidfile::{self, Target};
 use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -585,5 +588,204 @@ fn a_fifo_as_active_profile_does_not_hold_up_the_start() {
     );
     assert!(started.elapsed() < Duration::from_secs(5), "{}", run.log);
     assert_eq!(run.status, Some(0), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// nobody: an existing unprivileged user, so that nothing is created on the machine.
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn chown_nobody(path: &Path) {
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).expect("lchown to nobody");
+}
+
+/// A folder nobody (uid 65534) owns and may write, in a root-owned scratch folder.
+fn nobodys_folder(base: &Path, name: &str) -> PathBuf {
+    fs::set_permissions(base, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = base.join(name);
+    fs::create_dir(&dir).expect("mkdir");
+    chown_nobody(&dir);
+    dir
+}
+
+#[test]
+fn a_folder_through_a_root_owned_symlink_is_cleaned() {
+    // Like /var/run -> /run: root's symlink in root's folder.
+    let dir = scratch("rootlink");
+    let real = dir.join("real");
+    fs::create_dir(&real).expect("mkdir");
+    std::os::unix::fs::symlink(&real, dir.join("run")).expect("symlink");
+    fs::write(real.join("gateway.pid"), dead_pid().to_string()).expect("pid");
+    let through = dir.join("run/gateway.pid");
+    let run = gwshim(
+        &dir,
+        &["--pidfile", through.to_str().expect("utf-8"), "--", "true"],
+        &[],
+    );
+    assert_eq!(run.status, Some(0), "{}", run.log);
+    assert!(!real.join("gateway.pid").exists(), "{}", run.log);
+    assert!(run.log.contains("removed stale"), "{}", run.log);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn as_root_a_folder_symlink_another_user_could_change_is_left_alone() {
+    if !is_root() {
+        return skip::skip("needs root: the symlinks belong to another user (nobody)");
+    }
+    let dir = scratch("userlink");
+    let user = nobodys_folder(&dir, "home");
+    let precious = dir.join("precious");
+    fs::create_dir(&precious).expect("mkdir");
+    let (pid, lock) = (precious.join("gateway.pid"), precious.join("gateway.lock"));
+    fs::write(&pid, dead_pid().to_string()).expect("pid");
+    fs::write(&lock, "{}").expect("lock");
+    // nobody's symlink, and root's symlink in nobody's folder (nobody can replace it)
+    let theirs = user.join("theirs");
+    std::os::unix::fs::symlink(&precious, &theirs).expect("symlink");
+    chown_nobody(&theirs);
+    let roots = user.join("roots");
+    std::os::unix::fs::symlink(&precious, &roots).expect("symlink");
+    for link in [&theirs, &roots] {
+        let spec = format!(
+            "{}:{}",
+            link.join("gateway.pid").display(),
+            link.join("gateway.lock").display()
+        );
+        let run = gwshim(&dir, &["--pidfile", &spec, "--", "true"], &[]);
+        assert_eq!(run.status, Some(0), "{}", run.log);
+        assert!(pid.exists() && lock.exists(), "{}", run.log);
+        let warned = format!("{} is a symlink owned by uid", link.display());
+        assert!(
+            run.log.contains("leaving") && run.log.contains(&warned),
+            "{}",
+            run.log
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Swaps `a` and `b` (a folder and a symlink) with renameat2(RENAME_EXCHANGE) for ever, as
+/// nobody, in a forked process; returns its pid.
+fn swapper(a: &Path, b: &Path) -> nix::unistd::Pid {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes()).expect("path");
+    let b = CString::new(b.as_os_str().as_bytes()).expect("path");
+    // SAFETY: the child makes only raw syscalls (setgroups, setresgid, setresuid, renameat2,
+    // _exit) on memory allocated before the fork: async-signal-safe, as a fork of a
+    // multi-threaded process requires. It is SIGKILLed and reaped by the caller.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Parent { child } => child,
+        nix::unistd::ForkResult::Child => unsafe {
+            let id = NOBODY as libc::c_long;
+            if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
+                || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
+            {
+                libc::_exit(3);
+            }
+            loop {
+                if libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                ) != 0
+                {
+                    libc::_exit(4);
+                }
+            }
+        },
+    }
+}
+
+/// The race the directory fds close: root cleans `HOME/p/gateway.pid` while nobody, who owns
+/// HOME, swaps the folder p with a symlink to another folder holding files of the same
+/// names, in a tight loop. Only the intended folder's files may ever be removed.
+#[test]
+fn a_folder_swapped_for_a_symlink_in_a_tight_loop_never_redirects_the_removal() {
+    if !is_root() {
+        return skip::skip("needs root: the swapper runs as another user (nobody)");
+    }
+    const ROUNDS: usize = 10_000;
+    let dir = scratch("swaprace");
+    let home = nobodys_folder(&dir, "home");
+    let other = dir.join("other");
+    fs::create_dir(&other).expect("mkdir");
+    let stale = dead_pid().to_string();
+    let others = [other.join("gateway.pid"), other.join("gateway.lock")];
+    for f in &others {
+        fs::write(f, &stale).expect("write");
+    }
+    let (p, alt) = (home.join("p"), home.join("alt"));
+    fs::create_dir(&p).expect("mkdir");
+    chown_nobody(&p);
+    std::os::unix::fs::symlink(&other, &alt).expect("symlink");
+    chown_nobody(&alt);
+    // The intended folder, wherever the swapper has put it.
+    let intended = File::open(&p).expect("open the intended folder");
+    let intended = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&intended)
+    ));
+    let target = Target {
+        pid: p.join("gateway.pid"),
+        lock: Some(p.join("gateway.lock")),
+    };
+    let swapping = swapper(&p, &alt);
+    let (done, finished) = std::sync::mpsc::channel();
+    let watched = others.clone();
+    let content = stale.clone();
+    let cleaner = std::thread::spawn(move || {
+        let (mut removed, mut as_link, mut as_dir) = (0, 0, 0);
+        for round in 0..ROUNDS {
+            for name in ["gateway.pid", "gateway.lock"] {
+                let f = intended.join(name);
+                if !f.exists() {
+                    fs::write(&f, &stale).expect("recreate");
+                    removed += 1;
+                }
+            }
+            pidfile::clean(std::slice::from_ref(&target), i64::from(std::process::id()));
+            match fs::symlink_metadata(target.pid.parent().expect("folder")) {
+                Ok(m) if m.file_type().is_symlink() => as_link += 1,
+                Ok(_) => as_dir += 1,
+                Err(_) => {}
+            }
+            if let Some(gone) = watched.iter().find(|f| !f.exists()) {
+                let _ = done.send(Err(format!("{} removed in round {round}", gone.display())));
+                return;
+            }
+        }
+        let _ = done.send(Ok((removed, as_link, as_dir)));
+    });
+    let outcome = finished.recv_timeout(Duration::from_secs(600));
+    let _ = nix::sys::signal::kill(swapping, nix::sys::signal::Signal::SIGKILL);
+    let swapper_end = nix::sys::wait::waitpid(swapping, None).expect("reap the swapper");
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the cleaning hung"),
+        Err(_) => panic!("the cleaning thread panicked: {:?}", cleaner.join().err()),
+    };
+    let _ = cleaner.join();
+    assert!(
+        matches!(swapper_end, nix::sys::wait::WaitStatus::Signaled(..)),
+        "the swapper stopped on its own: {swapper_end:?}"
+    );
+    let (removed, as_link, as_dir) = outcome.expect("nothing outside the intended folder");
+    for f in &others {
+        assert_eq!(fs::read_to_string(f).expect("still there"), content);
+    }
+    // The race was on: both shapes were seen, and the intended folder was cleaned.
+    assert!(as_link > 0 && as_dir > 0, "{as_link} {as_dir}");
+    assert!(removed > 0, "the intended folder was never cleaned");
+    eprintln!(
+        "{removed} intended files removed; path seen as a symlink {as_link} times, as a folder {as_dir}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
