@@ -49,7 +49,8 @@ fn main() {
     };
     reap::become_subreaper();
     let pacer = pacing::Pacer::start(&config.pacing, &config.command);
-    let relay = notify_relay(&config);
+    let gateway = hermes::recognise(&config.command).is_some();
+    let (relay, notifier) = notify_setup(&config, if gateway { "gateway" } else { "child" });
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
@@ -75,7 +76,9 @@ fn main() {
         own_group: config.group,
         supervisor_env: config.supervisor_env,
         env_overrides,
-        pdeathsig: config.pdeathsig,
+        // hermes's process scans take gwshim's own command line for a gateway's, so a
+        // `kill -9` of the pid they list may hit gwshim: the gateway must not live on unsupervised.
+        pdeathsig: config.pdeathsig.or(gateway.then_some(nix::libc::SIGTERM)),
     };
     guard::install();
     let started = std::time::Instant::now();
@@ -83,6 +86,9 @@ fn main() {
         Ok(pid) => {
             guard::watch(pid, config.group);
             workdir::leave(absolute);
+            if let Some(n) = &notifier {
+                n.status(&format!("{} running, pid {pid}", n.noun));
+            }
             pid
         }
         Err(failure) => {
@@ -95,6 +101,7 @@ fn main() {
     let opts = supervisor::Options {
         rewrites: &config.rewrites,
         relay: relay.as_ref(),
+        notifier: notifier.as_ref(),
         own_group: config.group,
         stop_timeout: config.stop_timeout,
         stop_signals: config.stop_signals,
@@ -144,8 +151,11 @@ fn main() {
         Outcome::Exit(n) => {
             if let Some(pacer) = &pacer
                 && let pacing::WaitEnd::Stopped =
-                    pacer.before_exit(n, &ended, uptime, &signals, pid)
+                    pacer.before_exit(n, &ended, uptime, &signals, pid, notifier.as_ref())
             {
+                if let Some(n) = &notifier {
+                    n.stopping("stopping: asked to during the restart wait");
+                }
                 exit_with(0);
             }
             exit_with(n);
@@ -161,18 +171,31 @@ fn say(to: &mut dyn std::io::Write, text: &str) {
     let _ = to.write_all(text.as_bytes()).and_then(|()| to.flush());
 }
 
-/// The sd_notify relay, when systemd gave gwshim a NOTIFY_SOCKET and it is not turned off.
-fn notify_relay(config: &cli::Config) -> Option<notify::Relay> {
-    let value = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay)?;
+/// The sd_notify relay and gwshim's own notifier, when systemd gave gwshim a NOTIFY_SOCKET
+/// and the relay is not turned off (then gwshim stays out of sd_notify altogether).
+fn notify_setup(
+    config: &cli::Config,
+    noun: &'static str,
+) -> (Option<notify::Relay>, Option<notify::Notifier>) {
+    let Some(value) = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay) else {
+        return (None, None);
+    };
     let Some(target) = notify::parse_target(&value) else {
         log::warn!(
             "NOTIFY_SOCKET='{}' is not a socket address; passed on as is",
             value.to_string_lossy()
         );
-        return None;
+        return (None, None);
     };
-    let dir = pacing::state_folder(config.pacing.state_dir.as_deref())?;
-    notify::Relay::open(target, &dir)
-        .inspect_err(|e| log::warn!("cannot open a notify socket ({e}); the child gets systemd's"))
-        .ok()
+    let notifier = notify::Notifier::open(target, noun)
+        .inspect_err(|e| log::warn!("cannot tell systemd what gwshim is doing ({e})"))
+        .ok();
+    let relay = pacing::state_folder(config.pacing.state_dir.as_deref()).and_then(|dir| {
+        notify::Relay::open(target, &dir)
+            .inspect_err(|e| {
+                log::warn!("cannot open a notify socket ({e}); the child gets systemd's")
+            })
+            .ok()
+    });
+    (relay, notifier)
 }

@@ -1,6 +1,8 @@
 //! sd_notify relay. Once gwshim is a unit's main process, systemd (NotifyAccess=main) only
 //! accepts READY=1 and WATCHDOG=1 from gwshim. So the child gets a socket of gwshim's own as
 //! NOTIFY_SOCKET, and gwshim sends on what arrives there to systemd's socket, from itself.
+//! gwshim also speaks for itself (`Notifier`): STATUS= lines for `systemctl status`, and
+//! STOPPING=1 when a stop begins.
 
 use log::{debug, warn};
 use nix::errno::Errno;
@@ -72,6 +74,65 @@ pub fn parse_target(value: &std::ffi::OsStr) -> Option<UnixAddr> {
         b'@' => UnixAddr::new_abstract(&bytes[1..]).ok(),
         b'/' => UnixAddr::new(Path::new(value)).ok(),
         _ => None,
+    }
+}
+
+/// gwshim's own messages to systemd: one datagram per event, never blocking.
+pub struct Notifier {
+    sock: OwnedFd,
+    target: UnixAddr,
+    /// What the child is called in status lines: "gateway" or "child".
+    pub noun: &'static str,
+}
+
+impl Notifier {
+    pub fn open(target: UnixAddr, noun: &'static str) -> Result<Notifier, String> {
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(|e| format!("socket: {e}"))?;
+        Ok(Notifier { sock, target, noun })
+    }
+
+    /// `STATUS=text`, shown by `systemctl status` (one line: newlines become spaces).
+    pub fn status(&self, text: &str) {
+        self.send(&status_message(text, false));
+    }
+
+    /// `STOPPING=1` with a status line: the unit shows `deactivating` at once.
+    pub fn stopping(&self, text: &str) {
+        self.send(&status_message(text, true));
+    }
+
+    fn send(&self, message: &str) {
+        match sendmsg::<UnixAddr>(
+            self.sock.as_raw_fd(),
+            &[IoSlice::new(message.as_bytes())],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            Some(&self.target),
+        ) {
+            Ok(_) => debug!("told systemd: {}", message.replace('\n', " ")),
+            Err(e) => warn!(
+                "cannot notify systemd ({e}): {}",
+                message.replace('\n', " ")
+            ),
+        }
+    }
+}
+
+/// The datagram for a status line. Pure.
+pub fn status_message(text: &str, stopping: bool) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match stopping {
+        true => format!("STOPPING=1\nSTATUS={line}"),
+        false => format!("STATUS={line}"),
     }
 }
 
@@ -220,6 +281,22 @@ mod tests {
             judge(&vec![b'A'; MAX_DATAGRAM + 1]),
             Verdict::Drop("oversized")
         );
+    }
+
+    #[test]
+    fn status_messages_are_one_line() {
+        let table = [
+            (
+                "gateway running, pid 4242",
+                false,
+                "STATUS=gateway running, pid 4242",
+            ),
+            ("a\nb\tc", false, "STATUS=a b c"),
+            ("stopping", true, "STOPPING=1\nSTATUS=stopping"),
+        ];
+        for (text, stopping, want) in table {
+            assert_eq!(status_message(text, stopping), want);
+        }
     }
 
     #[test]

@@ -439,6 +439,29 @@ pub fn describe(p: &Plan, s: &Settings, service: &str) -> String {
     }
 }
 
+/// The STATUS= line for `systemctl status` during a wait: "gateway failed 5 times fast; next
+/// start in 16 s". The next start comes RestartSec after gwshim exits.
+pub fn status_line(p: &Plan, s: &Settings, noun: &str, planned: bool) -> String {
+    let next = timespan::show(p.wait.saturating_add(s.restart_sec));
+    match (p.cause, planned) {
+        (Some(Cause::StartLimit), true) => format!(
+            "{noun} restarting as asked; next start in {next} (StartLimitBurst={}/{}s)",
+            s.burst,
+            s.interval.as_secs_f64()
+        ),
+        (Some(Cause::StartLimit), false) => format!(
+            "{noun} failed; next start in {next} (StartLimitBurst={}/{}s)",
+            s.burst,
+            s.interval.as_secs_f64()
+        ),
+        _ => format!(
+            "{noun} failed {} time{} fast; next start in {next}",
+            p.fast_failures,
+            if p.fast_failures == 1 { "" } else { "s" }
+        ),
+    }
+}
+
 /// What the command line says about pacing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Options {
@@ -548,6 +571,7 @@ impl Pacer {
         uptime: Duration,
         signals: &Signals,
         main: Pid,
+        notifier: Option<&crate::notify::Notifier>,
     ) -> WaitEnd {
         if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
             return WaitEnd::Elapsed;
@@ -581,6 +605,14 @@ impl Pacer {
             timespan::show(uptime),
             describe(&p, &self.settings, &self.service)
         );
+        if let Some(n) = notifier {
+            n.status(&status_line(
+                &p,
+                &self.settings,
+                n.noun,
+                ended.restart_requested,
+            ));
+        }
         wait(signals, p.wait, main, self.stop_signals)
     }
 }
@@ -907,5 +939,40 @@ mod tests {
             service_name(Some("a/../b c"), Some("u.service"), &[]),
             "a_.._b_c"
         );
+    }
+
+    #[test]
+    fn status_lines_say_when_the_next_start_comes() {
+        let s = settings(5, 600, 5000);
+        let plan = |secs: u64, cause, fast_failures| Plan {
+            wait: Duration::from_secs(secs),
+            cause: Some(cause),
+            fast_failures,
+        };
+        let table = [
+            (
+                plan(11, Cause::Backoff, 5),
+                false,
+                "gateway failed 5 times fast; next start in 16 s",
+            ),
+            (
+                plan(0, Cause::Backoff, 1),
+                false,
+                "gateway failed 1 time fast; next start in 5 s",
+            ),
+            (
+                plan(60, Cause::StartLimit, 2),
+                false,
+                "gateway failed; next start in 65 s (StartLimitBurst=5/600s)",
+            ),
+            (
+                plan(60, Cause::StartLimit, 0),
+                true,
+                "gateway restarting as asked; next start in 65 s (StartLimitBurst=5/600s)",
+            ),
+        ];
+        for (p, planned, want) in table {
+            assert_eq!(status_line(&p, &s, "gateway", planned), want);
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::exit::ChildEnd;
-use crate::notify::Relay;
+use crate::notify::{Notifier, Relay};
 use crate::pidfd::{self, PidFd};
 use crate::signals::{self, Delivery, Event, Route, Set, Signals};
 use crate::{proc, reap, timespan};
@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub struct Options<'a> {
     pub rewrites: &'a signals::Rewrites,
     pub relay: Option<&'a Relay>,
+    /// gwshim's own STATUS=/STOPPING=1 to systemd, when it gave gwshim a socket.
+    pub notifier: Option<&'a Notifier>,
     pub own_group: bool,
     pub stop_timeout: Option<Duration>,
     /// The signals that ask the child to stop for good (--stop-signal).
@@ -135,13 +137,30 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
         }
     };
     state.reached.insert(sig);
-    state.restart_requested |= sig == libc::SIGUSR1;
+    if sig == libc::SIGUSR1 {
+        state.restart_requested = true;
+        if let Some(n) = opts.notifier {
+            n.status(&format!(
+                "restart asked: SIGUSR1 sent to {} pid {child}",
+                n.noun
+            ));
+        }
+    }
     if opts.stop_signals.contains(sig) {
         if state.stop.is_none() {
             info!(
                 "stop requested: {} reached child pid {child}",
                 signals::name(sig)
             );
+            // Also for a stop systemd did not start (`kill` of the main pid, hermes's own
+            // scans): the unit shows `deactivating` while the child drains.
+            if let Some(n) = opts.notifier {
+                n.stopping(&format!(
+                    "stopping: {} sent to {} pid {child}",
+                    signals::name(sig),
+                    n.noun
+                ));
+            }
         }
         state.stop = Some(sig);
         if state.kill_at.is_none() {

@@ -140,3 +140,118 @@ fn gwshim_lines_carry_their_priority_in_the_journal() {
     // without gwshim).
     assert!(m.journal("-p err").contains("child line"), "{all}");
 }
+
+/// gwshim's own STATUS= lines, where systemd gave it a notify socket (here `NotifyAccess=main`
+/// on a plain Type=simple unit): while it waits before a restart the unit is `active (running)`
+/// with no child, and `systemctl status` says why; once the child runs, its pid.
+#[test]
+fn the_status_line_says_what_gwshim_is_doing() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let dir = m.dir().join("status");
+    fs::create_dir_all(&dir).expect("dir");
+    let up = dir.join("up");
+    m.install_unit(
+        "status.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nNotifyAccess=main\nRestart=always\n\
+             RestartSec=100ms\nRestartForceExitStatus=75\nKillMode=mixed\n\
+             ExecStart={GWSHIM} --backoff 4s:8s -- sh -c 'test -e {} && exec sleep 600; exit 1'\n",
+            up.display()
+        ),
+    );
+    m.start("status.service");
+    // The first child fails at once; gwshim waits 3.9 s, the unit running all the while.
+    let text = m.wait_until("the status line of the wait", 10 * SEC, |m| {
+        let p = m.show("status.service", &["StatusText", "ActiveState", "SubState"]);
+        p["StatusText"].contains("next start").then_some(p)
+    });
+    assert_eq!(
+        text["StatusText"],
+        "child failed 1 time fast; next start in 4 s",
+        "{}",
+        m.context()
+    );
+    assert_eq!(
+        (text["ActiveState"].as_str(), text["SubState"].as_str()),
+        ("active", "running")
+    );
+    // The next child stays up: the status names it.
+    fs::write(&up, "").expect("up");
+    let (pid, text) = m.wait_until("the child's pid in the status line", 20 * SEC, |m| {
+        let st = m.state("status.service");
+        let text = m.prop("status.service", "StatusText");
+        let pid = children(st.main_pid as i32).pop()?;
+        text.starts_with("child running").then_some((pid, text))
+    });
+    assert_eq!(text, format!("child running, pid {pid}"), "{}", m.context());
+}
+
+/// A stop that does not come from systemd (`kill -TERM` of the main pid, or hermes's own
+/// `stop --all` scans) is announced with STOPPING=1: the unit shows `deactivating` while the
+/// child takes its time. It does not change systemd's restart decision: with `--transparent`
+/// the child's 75 after the stop is still restarted (RestartForceExitStatus=75).
+#[test]
+fn stopping_shows_deactivating_and_a_75_after_it_is_still_restarted() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    m.install_unit(
+        "stopping.service",
+        &format!(
+            "[Service]\nNotifyAccess=main\nRestart=on-failure\nRestartSec=100ms\n\
+             RestartForceExitStatus=75\nKillMode=mixed\n\
+             ExecStart={GWSHIM} --transparent -- sh -c 'trap \"sleep 3; exit 75\" TERM; \
+             while :; do sleep 0.2; done'\n"
+        ),
+    );
+    m.start("stopping.service");
+    let first = m.wait_state("stopping.service", 10 * SEC, |s| s.is_running());
+    let gwshim = first.main_pid as i32;
+    m.wait_until("the child", 10 * SEC, |_| children(gwshim).pop());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gwshim),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let p = m.wait_until("deactivating while the child drains", 3 * SEC, |m| {
+        let p = m.show(
+            "stopping.service",
+            &["ActiveState", "SubState", "StatusText", "MainPID"],
+        );
+        (p["ActiveState"] == "deactivating").then_some(p)
+    });
+    assert_eq!(p["MainPID"], gwshim.to_string(), "gwshim still runs: {p:?}");
+    assert!(
+        p["StatusText"].starts_with("stopping: SIGTERM sent to child pid"),
+        "{p:?}"
+    );
+    let st = m.wait_state("stopping.service", 20 * SEC, |s| {
+        s.is_running() && s.main_pid as i32 != gwshim || s.is_failed()
+    });
+    assert!(
+        st.is_running() && st.n_restarts == 1,
+        "{st:?}{}",
+        m.context()
+    );
+}
+
+/// The pids whose parent is `parent` (from /proc/PID/stat: the ppid follows the state).
+fn children(parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
