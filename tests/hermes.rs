@@ -1167,3 +1167,159 @@ fn systemd_unit_without_gwshim_ends_failed_on_stop() {
     assert_eq!(end.exec_main_status, 1, "{end:?}");
     assert!(!exists(st.main_pid as i32));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Hermes's own commands while the gateway runs under gwshim: `hermes gateway status`,
+//    `stop`, `restart` and `run --replace` (hermes_cli/gateway.py, 0.19.0). They find the
+//    gateway through gateway.pid (the gateway, gwshim's child), the unit's MainPID (gwshim) and
+//    a scan of command lines that also matches gwshim's own (`gwshim -- hermes gateway run`).
+//    What users should run instead, where hermes's outcome is not the one wanted:
+//    docs/hermes-commands.md.
+
+/// Runs a hermes command (`hermes ARGS`) with this home's environment, bounded; its exit
+/// status and output.
+fn hermes_cli(home: &Home, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(home.venv.join("bin/hermes"));
+    cmd.args(args);
+    home.env(&mut cmd);
+    let out = systemd_harness::run_bounded(cmd, STOP_TIMEOUT).expect("hermes");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("hermes {}: {:?}\n{text}", args.join(" "), out.status.code());
+    (out.status.code(), text)
+}
+
+/// A hermes command that runs a gateway in its own process (`gateway restart` by hand, `gateway
+/// run --replace`), in its own process group, output to a log file.
+fn hermes_spawn(home: &Home, args: &[&str], log: &str) -> Child {
+    let out = fs::File::create(home.tmp.join(log)).expect("log file");
+    let mut cmd = Command::new(home.venv.join("bin/hermes"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out)
+        .process_group(0);
+    home.env(&mut cmd);
+    common::default_signals(&mut cmd);
+    cmd.spawn().expect("hermes")
+}
+
+/// Every gateway of a HERMES_HOME: processes with it in their environment whose command line
+/// is a hermes `gateway run` or `gateway restart` (which runs the gateway in-process by hand),
+/// gwshim itself left out.
+fn gateways(hermes_home: &Path) -> Vec<i32> {
+    let mut pids = processes_with_env(&format!("HERMES_HOME={}", hermes_home.display()));
+    pids.retain(|&p| {
+        let comm = fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let cmdline = fs::read(format!("/proc/{p}/cmdline"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect::<Vec<_>>();
+        let at = cmdline.iter().position(|w| w == "gateway");
+        comm.trim() != "gwshim"
+            && stat(p).is_some_and(|s| s.0 != 'Z')
+            && at.is_some_and(|i| {
+                matches!(
+                    cmdline.get(i + 1).map(String::as_str),
+                    Some("run" | "restart")
+                )
+            })
+    });
+    pids.sort_unstable();
+    pids
+}
+
+/// A gateway that hermes started itself (outside gwshim) is up: it holds gateway.lock and has
+/// finished starting. Returns its pid.
+fn wait_gateway_of(home: &Home, pid: i32) {
+    let up = wait_for(START_TIMEOUT, || {
+        home.lock_holders() == [pid] && started_runs(&home.hermes_home) > home.runs.get()
+    });
+    assert!(
+        up,
+        "pid {pid} did not come up as the gateway; lock holders {:?}",
+        home.lock_holders()
+    );
+    home.runs.set(home.runs.get() + 1);
+}
+
+/// The gateway throttles itself from its 6th start in 120 s; these tests start it often.
+fn forget_starts(home: &Home) {
+    let _ = fs::remove_file(home.hermes_home.join("gateway-starts.log"));
+}
+
+#[test]
+fn hermes_commands_by_hand() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("commands", venv);
+
+    // status: lists the gateway (and gwshim, whose command line matches); changes nothing.
+    let mut gw = home.gwshim(&[], "gwshim-status.log");
+    let gateway = home.wait_up(&mut gw);
+    let (code, out) = hermes_cli(&home, &["gateway", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("Gateway is running (PID: {gateway}")),
+        "{out}"
+    );
+    assert_eq!(gateways(&home.hermes_home), [gateway]);
+    assert_eq!(ppid(gateway), Some(gw.pid));
+    assert!(gw.try_wait().is_none(), "gwshim still runs");
+
+    // stop: a planned stop of the gateway (SIGTERM with a marker, exit 0); gwshim exits 0.
+    let (code, out) = hermes_cli(&home, &["gateway", "stop"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Stopped gateway"), "{out}");
+    assert_eq!(gw.wait().code(), Some(0), "{}", gw.log_text());
+    gw.assert_log(&format!("child pid {gateway} exited 0; exiting 0"));
+    assert_eq!(gateways(&home.hermes_home), [] as [i32; 0]);
+
+    // restart: stops the gateway as above (gwshim exits 0) and runs the new one in the
+    // `hermes gateway restart` process itself, outside gwshim: one gateway, unsupervised.
+    forget_starts(&home);
+    let mut gw = home.gwshim(&[], "gwshim-restart.log");
+    let gateway = home.wait_up(&mut gw);
+    let mut restart = hermes_spawn(&home, &["gateway", "restart"], "restart.log");
+    assert_eq!(gw.wait().code(), Some(0), "{}", gw.log_text());
+    gw.assert_log(&format!("child pid {gateway} exited 0; exiting 0"));
+    wait_gateway_of(&home, restart.id() as i32);
+    assert_eq!(gateways(&home.hermes_home), [restart.id() as i32]);
+    common::kill(restart.id() as i32, libc::SIGINT);
+    assert!(common::wait_timeout(&mut restart, STOP_TIMEOUT).is_some());
+
+    // run --replace from another shell: a takeover (SIGTERM with a marker, exit 0); gwshim
+    // exits 0 and the new gateway is the shell's.
+    forget_starts(&home);
+    let mut gw = home.gwshim(&[], "gwshim-replace.log");
+    let gateway = home.wait_up(&mut gw);
+    let mut replace = hermes_spawn(&home, &["gateway", "run", "--replace"], "replace.log");
+    assert_eq!(gw.wait().code(), Some(0), "{}", gw.log_text());
+    gw.assert_log(&format!("child pid {gateway} exited 0; exiting 0"));
+    wait_gateway_of(&home, replace.id() as i32);
+    assert_eq!(gateways(&home.hermes_home), [replace.id() as i32]);
+    common::kill(replace.id() as i32, libc::SIGINT);
+    assert!(common::wait_timeout(&mut replace, STOP_TIMEOUT).is_some());
+}
+
+/// `hermes gateway status` lists gwshim's pid among the gateway's, so a `kill -9` of the listed
+/// pids, or of the wrong one, may hit gwshim. The gateway must not live on unsupervised: gwshim
+/// gives it PR_SET_PDEATHSIG=SIGTERM by default, so it drains and exits.
+#[test]
+fn sigkill_of_gwshim_ends_the_gateway() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("gwshim-kill9", venv);
+    let mut gw = home.gwshim(&[], "gwshim.log");
+    let gateway = home.wait_up(&mut gw);
+    gw.signal(libc::SIGKILL);
+    gw.wait();
+    let gone = wait_for(STOP_TIMEOUT, || {
+        !exists(gateway) || stat(gateway).is_some_and(|s| s.0 == 'Z')
+    });
+    assert!(gone, "the gateway pid {gateway} lives on without gwshim");
+    gw.assert_log("Shutdown context: signal=SIGTERM");
+    assert_eq!(gateways(&home.hermes_home), [] as [i32; 0]);
+}
