@@ -1323,3 +1323,141 @@ fn sigkill_of_gwshim_ends_the_gateway() {
     gw.assert_log("Shutdown context: signal=SIGTERM");
     assert_eq!(gateways(&home.hermes_home), [] as [i32; 0]);
 }
+
+/// Stands for the `hermes` command in the test manager's mount namespace, on a host: this test
+/// machine is a Docker container (`/.dockerenv`), where hermes 0.19.0 reports a "docker
+/// (foreground)" gateway and skips its systemd checks; on a host it does not. Only that
+/// detection is set (`hermes_constants._container_detected = False`); the rest is hermes.
+const HERMES_ON_A_HOST: &str = "import sys, hermes_constants as h; \
+h._container_detected = False; sys.argv[0] = 'hermes'; \
+from hermes_cli.main import main; sys.exit(main())";
+
+/// The environment hermes runs with in the unit tests (the same for every command, so the unit
+/// it generates matches the one installed and it never rewrites it).
+fn unit_env(m: &Manager, venv: &Path, hermes_home: &Path, cmd: &mut Command) {
+    cmd.env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/local/bin:/usr/bin:/bin",
+                venv.join("bin").display()
+            ),
+        )
+        .env("HOME", m.dir().join("home"))
+        .env("HERMES_HOME", hermes_home)
+        .env("XDG_RUNTIME_DIR", m.runtime_dir())
+        .env("LANG", "C.UTF-8");
+}
+
+/// `hermes ARGS` (or python with `code`) in the manager's mount namespace, bounded.
+fn hermes_in(
+    m: &Manager,
+    venv: &Path,
+    hermes_home: &Path,
+    code: &str,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &m.pid().to_string(), "-m", "--"])
+        .arg(venv.join("bin/python"))
+        .args(["-c", code])
+        .args(args);
+    unit_env(m, venv, hermes_home, &mut cmd);
+    let out = systemd_harness::run_bounded(cmd, Duration::from_secs(150)).expect("hermes");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("hermes {}: {:?}\n{text}", args.join(" "), out.status.code());
+    (out.status.code(), text)
+}
+
+/// The unit's end state: active, gwshim its main process, exactly one gateway, gwshim's child.
+fn assert_one_gateway_under_the_unit(m: &Manager, hermes_home: &Path, gateway: i32) {
+    let st = m.state(UNIT);
+    assert!(st.is_running(), "{st:?}{}", m.context());
+    let comm = fs::read_to_string(format!("/proc/{}/comm", st.main_pid)).unwrap_or_default();
+    assert_eq!(comm.trim(), "gwshim", "the main pid {}", st.main_pid);
+    assert_eq!(gateways(hermes_home), [gateway], "{}", m.context());
+    assert_eq!(ppid(gateway), Some(st.main_pid as i32));
+}
+
+#[test]
+fn hermes_commands_under_the_unit() {
+    let Some((venv, _one)) = setup() else { return };
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
+    // The unit as `hermes gateway install` writes it (hermes's own generator; `install` itself
+    // refuses a HERMES_HOME in /tmp), where hermes looks for it; the output to the test log
+    // (no journal here); then the gwshim drop-in.
+    let gen_code = "import hermes_constants as h; h._container_detected = False; \
+        from hermes_cli.gateway import generate_systemd_unit; print(generate_systemd_unit(), end='')";
+    let (code, unit_text) = hermes_in(&m, venv, &hermes_home, gen_code, &[]);
+    assert_eq!(code, Some(0), "{unit_text}");
+    let unit_dir = m.dir().join("home/.config/systemd/user");
+    fs::create_dir_all(unit_dir.join(format!("{UNIT}.d"))).unwrap();
+    fs::write(unit_dir.join(UNIT), &unit_text).unwrap();
+    fs::write(
+        unit_dir.join(format!("{UNIT}.d/harness.conf")),
+        "[Service]\nStandardOutput=tty\nStandardError=tty\n",
+    )
+    .unwrap();
+    m.systemctl_ok(&["daemon-reload"]);
+    install_dropin(&m, &["--gwshim", GWSHIM]);
+    assert!(m.prop(UNIT, "ExecStart").contains(GWSHIM));
+    let hermes = |args: &[&str]| hermes_in(&m, venv, &hermes_home, HERMES_ON_A_HOST, args);
+
+    let mark = m.log_mark();
+    m.start(UNIT);
+    let (gateway, _) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
+
+    // status: systemd's view, the unit running; nothing changes.
+    let (code, out) = hermes(&["gateway", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("gateway service is running"), "{out}");
+    assert!(!out.contains("service is not active"), "{out}");
+    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway);
+
+    // restart: SIGUSR1 to the gateway (gateway.pid), which drains and exits 75; gwshim exits
+    // 75; hermes then restarts the unit: one new gateway under a new gwshim.
+    let (code, out) = hermes(&["gateway", "restart"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("service restarted"), "{out}");
+    let (gateway2, _) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    m.wait_log(
+        mark,
+        &format!("child pid {gateway} exited 75; exiting 75"),
+        Duration::from_secs(5),
+    );
+    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+
+    // run --replace from another shell: refused while the unit runs; nothing changes.
+    let (code, out) = hermes(&["gateway", "run", "--replace"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("already running under systemd"), "{out}");
+    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+
+    // stop: a planned stop (marker, then `systemctl stop`): the gateway exits 0, gwshim 0, the
+    // unit inactive, not failed.
+    let (code, out) = hermes(&["gateway", "stop"]);
+    assert_eq!(code, Some(0), "{out}");
+    let st = m.wait_state(UNIT, Duration::from_secs(10), |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    assert_eq!(
+        (st.active.as_str(), st.result.as_str()),
+        ("inactive", "success"),
+        "{st:?}"
+    );
+    m.wait_log(
+        mark,
+        &format!("child pid {gateway2} exited 0; exiting 0"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(gateways(&hermes_home), [] as [i32; 0]);
+}
