@@ -1461,3 +1461,114 @@ fn hermes_commands_under_the_unit() {
     );
     assert_eq!(gateways(&hermes_home), [] as [i32; 0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. The notify unit: with `gateway.systemd_watchdog_seconds` set, hermes writes Type=notify,
+//    NotifyAccess=main and WatchdogSec=; the gateway sends READY=1 once it runs and WATCHDOG=1
+//    while its event loop makes progress. Under gwshim they reach systemd through the relay.
+
+/// The watchdog interval: long enough that a loaded test machine does not trip the gateway's own
+/// lag check (a quarter of it).
+const WATCHDOG_SECS: u64 = 10;
+
+#[test]
+fn notify_unit_with_the_watchdog_and_the_real_gateway() {
+    let Some((venv, _one)) = setup() else { return };
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    fs::write(
+        hermes_home.join("config.yaml"),
+        format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECS}\n"),
+    )
+    .unwrap();
+    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
+    let gen_code = "import hermes_constants as h; h._container_detected = False; \
+        from hermes_cli.gateway import generate_systemd_unit; print(generate_systemd_unit(), end='')";
+    let (code, unit_text) = hermes_in(&m, venv, &hermes_home, gen_code, &[]);
+    assert_eq!(code, Some(0), "{unit_text}");
+    for line in [
+        "Type=notify",
+        "NotifyAccess=main",
+        &format!("WatchdogSec={WATCHDOG_SECS}s"),
+    ] {
+        assert!(unit_text.contains(line), "{line}: {unit_text}");
+    }
+    let unit_dir = m.dir().join("home/.config/systemd/user");
+    fs::create_dir_all(unit_dir.join(format!("{UNIT}.d"))).unwrap();
+    fs::write(unit_dir.join(UNIT), &unit_text).unwrap();
+    fs::write(
+        unit_dir.join(format!("{UNIT}.d/harness.conf")),
+        "[Service]\nStandardOutput=tty\nStandardError=tty\n",
+    )
+    .unwrap();
+    m.systemctl_ok(&["daemon-reload"]);
+    install_dropin(&m, &["--gwshim", GWSHIM]);
+
+    // Active only once the gateway's READY=1 came (with its STATUS=): before, `activating`
+    // with the gateway already running under gwshim.
+    let mark = m.log_mark();
+    m.systemctl_ok(&["start", "--no-block", UNIT]);
+    let mut starting_seen = false;
+    let gateway = m.wait_until_every(
+        "the notify unit to be active",
+        START_TIMEOUT,
+        Duration::from_millis(100),
+        |m| {
+            let p = m.show(UNIT, &["ActiveState", "MainPID", "StatusText"]);
+            let main: i32 = p["MainPID"].parse().unwrap_or(0);
+            let gateway = children_of(main).pop();
+            match p["ActiveState"].as_str() {
+                "activating" if gateway.is_some() => starting_seen = true,
+                "active" => return Some((gateway?, p["StatusText"].clone())),
+                "failed" => panic!("{p:?}{}", m.context()),
+                _ => {}
+            }
+            None
+        },
+    );
+    let (gateway, status) = gateway;
+    assert!(
+        starting_seen,
+        "never seen activating while the gateway started"
+    );
+    assert_eq!(
+        status, "Hermes Gateway running",
+        "the STATUS= sent with READY=1"
+    );
+    assert!(started_runs(&hermes_home) <= 1);
+
+    // Fed: still the same gateway after more than WatchdogSec.
+    sleep(Duration::from_secs(WATCHDOG_SECS + 3));
+    let st = m.state(UNIT);
+    assert!(
+        st.is_running() && st.n_restarts == 0,
+        "{st:?}{}",
+        m.context()
+    );
+    assert_eq!(children_of(st.main_pid as i32), [gateway]);
+
+    // A gateway stopped with SIGSTOP feeds nothing: the watchdog fires (SIGABRT, then SIGCONT,
+    // to gwshim, which forwards both), the gateway dies, and systemd starts the unit again.
+    let t0 = Instant::now();
+    common::kill(gateway, libc::SIGSTOP);
+    m.wait_log(
+        mark,
+        &format!("{UNIT}: Watchdog timeout"),
+        Duration::from_secs(WATCHDOG_SECS * 3),
+    );
+    m.wait_log(
+        mark,
+        &format!("child pid {gateway} was killed by SIGABRT"),
+        Duration::from_secs(10),
+    );
+    let (gateway2, _) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    let st = m.wait_state(UNIT, START_TIMEOUT, |s| s.is_running());
+    assert!(st.n_restarts >= 1, "{st:?}");
+    eprintln!("watchdog restart took {:.1?}", t0.elapsed());
+    assert!(!exists(gateway) || stat(gateway).is_some_and(|s| s.0 == 'Z'));
+    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+    m.stop(UNIT);
+}
