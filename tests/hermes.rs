@@ -1415,6 +1415,12 @@ fn hermes_commands_under_the_unit() {
     let mark = m.log_mark();
     m.start(UNIT);
     let (gateway, _) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
+    // The drop-in's NotifyAccess=main gives gwshim a notify socket: `systemctl status` says
+    // what it does.
+    assert_eq!(
+        m.prop(UNIT, "StatusText"),
+        format!("gateway running, pid {gateway}")
+    );
 
     // status: systemd's view, the unit running; nothing changes.
     let (code, out) = hermes(&["gateway", "status"]);

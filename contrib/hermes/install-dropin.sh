@@ -268,8 +268,12 @@ for ((i = 0; i < ${#words[@]}; i++)); do
 done
 if [ "$no_relay" = 1 ]; then
   notify="--no-notify-relay: systemd's NOTIFY_SOCKET goes to the gateway (Type=notify needs NotifyAccess=all)."
+  notify_access="# --no-notify-relay: NotifyAccess= stays as the unit has it."
 else
   notify="sd_notify is relayed: Type=notify, NotifyAccess=main and WatchdogSec= keep working."
+  notify_access="# gwshim gets a notify socket, so \`systemctl status\` shows what it does (\"gateway running,
+# pid 4242\"; \"gateway failed 5 times fast; next start in 16 s\"); hermes's watchdog unit sets it too.
+NotifyAccess=main"
 fi
 if [ "$no_env" = 1 ]; then
   supervisor_env="--no-supervisor-env: gwshim does not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the gateway."
@@ -298,6 +302,7 @@ text=$(<"$template")
 text=${text//@UNIT@/"$unit"}
 text=${text//@EXEC_START@/"$line"}
 text=${text//@NOTIFY@/"$notify"}
+text=${text//@NOTIFY_ACCESS@/"$notify_access"}
 text=${text//@SUPERVISOR_ENV@/"$supervisor_env"}
 text=${text//@STATUSES@/"$statuses"}
 text=${text//@RESTART_STATUS@/"$restart_status"}
