@@ -157,8 +157,10 @@ fn the_status_line_says_what_gwshim_is_doing() {
         &format!(
             "[Unit]\nStartLimitIntervalSec=0\n[Service]\nNotifyAccess=main\nRestart=always\n\
              RestartSec=100ms\nRestartForceExitStatus=75\nKillMode=mixed\n\
-             ExecStart={GWSHIM} --backoff 4s:8s -- sh -c 'test -e {} && exec sleep 600; exit 1'\n",
-            up.display()
+             ExecStart={GWSHIM} --backoff 4s:8s -- sh -c 'test -e {} || exit 1; \
+             trap \"sleep 2; exit 75\" USR1; touch {}; while :; do sleep 0.2; done'\n",
+            up.display(),
+            dir.join("trap-set").display()
         ),
     );
     m.start("status.service");
@@ -186,6 +188,25 @@ fn the_status_line_says_what_gwshim_is_doing() {
         text.starts_with("child running").then_some((pid, text))
     });
     assert_eq!(text, format!("child running, pid {pid}"), "{}", m.context());
+    // A restart asked for with SIGUSR1 (`systemctl reload` of the hermes unit): said while the
+    // child drains.
+    m.wait_until("the child's trap", 10 * SEC, |_| {
+        dir.join("trap-set").exists().then_some(())
+    });
+    let gwshim = m.state("status.service").main_pid as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gwshim),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .expect("kill");
+    let text = m.wait_until("the restart in the status line", 2 * SEC, |m| {
+        let text = m.prop("status.service", "StatusText");
+        text.starts_with("restart").then_some(text)
+    });
+    assert_eq!(
+        text,
+        format!("restart asked: SIGUSR1 sent to child pid {pid}")
+    );
 }
 
 /// A stop that does not come from systemd (`kill -TERM` of the main pid, or hermes's own
@@ -197,19 +218,23 @@ fn stopping_shows_deactivating_and_a_75_after_it_is_still_restarted() {
     let Some(m) = Manager::start_or_skip() else {
         return;
     };
+    let ready = m.dir().join("trap-set");
     m.install_unit(
         "stopping.service",
         &format!(
             "[Service]\nNotifyAccess=main\nRestart=on-failure\nRestartSec=100ms\n\
              RestartForceExitStatus=75\nKillMode=mixed\n\
              ExecStart={GWSHIM} --transparent -- sh -c 'trap \"sleep 3; exit 75\" TERM; \
-             while :; do sleep 0.2; done'\n"
+             touch {}; while :; do sleep 0.2; done'\n",
+            ready.display()
         ),
     );
     m.start("stopping.service");
     let first = m.wait_state("stopping.service", 10 * SEC, |s| s.is_running());
     let gwshim = first.main_pid as i32;
-    m.wait_until("the child", 10 * SEC, |_| children(gwshim).pop());
+    m.wait_until("the child's trap", 10 * SEC, |_| {
+        ready.exists().then_some(())
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(gwshim),
         nix::sys::signal::Signal::SIGTERM,
