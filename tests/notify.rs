@@ -76,7 +76,7 @@ s.sendto(b"X=" + b"A" * 5000, a)
 r, w = os.pipe()
 s.sendmsg([b"FDSTORE=1\nFDNAME=pipe"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]).tobytes())], 0, a)
 s.sendto(b"WATCHDOG=1", a)
-print(a)
+print(os.getpid(), a)
 "#;
 
 #[test]
@@ -98,7 +98,9 @@ fn relays_notifications_from_gwshim_itself() {
     let out = gwshim.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let child_saw = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (child_pid, child_saw) = stdout.trim().split_once(' ').expect("pid and socket");
+    let child_saw = child_saw.to_string();
     assert_ne!(
         child_saw,
         target.display().to_string(),
@@ -113,9 +115,11 @@ fn relays_notifications_from_gwshim_itself() {
         .iter()
         .map(|(b, _, _)| String::from_utf8_lossy(b).into_owned())
         .collect();
+    // First gwshim's own status line (sent as the child started), then the child's messages.
     assert_eq!(
         texts,
         [
+            &format!("STATUS=child running, pid {child_pid}"),
             "READY=1\nSTATUS=up and running",
             "FDSTORE=1\nFDNAME=pipe",
             "WATCHDOG=1"
@@ -125,7 +129,7 @@ fn relays_notifications_from_gwshim_itself() {
     for (_, pid, _) in &got {
         assert_eq!(*pid, gwshim_pid, "sent by gwshim itself, not by the child");
     }
-    assert_eq!(got[1].2, 1, "the fd travels with FDSTORE=1");
+    assert_eq!(got[2].2, 1, "the fd travels with FDSTORE=1");
     assert!(
         stderr.contains("dropped a notification")
             && stderr.contains("a line is not VARIABLE=value"),
@@ -138,7 +142,7 @@ fn relays_notifications_from_gwshim_itself() {
 fn no_notify_relay_passes_systemds_socket() {
     let dir = temp("norelay");
     let target = dir.join("systemd-notify");
-    let _sock = receiver(&target);
+    let sock = receiver(&target);
     let out = Command::new(GWSHIM)
         .args([
             "--no-notify-relay",
@@ -154,6 +158,8 @@ fn no_notify_relay_passes_systemds_socket() {
         String::from_utf8_lossy(&out.stdout).trim(),
         target.display().to_string()
     );
+    // gwshim stays out of sd_notify altogether: no status line of its own either.
+    assert_eq!(drain(&sock), []);
 }
 
 #[test]

@@ -165,10 +165,17 @@ fn the_status_line_says_what_gwshim_is_doing() {
     );
     m.start("status.service");
     // The first child fails at once; gwshim waits 3.9 s, the unit running all the while.
-    let text = m.wait_until("the status line of the wait", 10 * SEC, |m| {
+    let (text, shown) = m.wait_until("the status line of the wait", 10 * SEC, |m| {
         let p = m.show("status.service", &["StatusText", "ActiveState", "SubState"]);
-        p["StatusText"].contains("next start").then_some(p)
+        let shown = m.systemctl(&["status", "status.service"]);
+        let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+        (p["StatusText"].contains("next start") && shown.contains("next start"))
+            .then_some((p, shown))
     });
+    assert!(
+        shown.contains("Status: \"child failed 1 time fast; next start in 4 s\""),
+        "{shown}"
+    );
     assert_eq!(
         text["StatusText"],
         "child failed 1 time fast; next start in 4 s",
