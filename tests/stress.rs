@@ -816,8 +816,9 @@ fn fd_audit_with_every_feature_on() {
     let pidfds = own.iter().filter(|(_, t)| t.contains("pidfd")).count();
     // The child's pidfd only where the kernel has pidfds (5.3+).
     assert!(
-        own.len() - pidfds == 2 && pidfds <= 1,
-        "gwshim holds a signalfd, the relay socket and at most the child's pidfd: {gw:?}"
+        own.len() - pidfds == 3 && pidfds <= 1,
+        "gwshim holds a signalfd, the relay socket, the socket of its own status lines and at \
+         most the child's pidfd: {gw:?}"
     );
     let inherited_set: BTreeSet<_> = gw.iter().filter(|e| !own.contains(e)).cloned().collect();
     assert!(wait_asleep(child), "sleep never went to sleep");
