@@ -278,6 +278,7 @@ fn the_dropins_comments_follow_the_options_written() {
         "RestartForceExitStatus=75",
         "# gwshim exits 0 after `systemctl stop`",
         "within --grace (5 s)",
+        "\nNotifyAccess=main\n",
     ] {
         assert!(default.contains(line), "{line:?} in\n{default}");
     }
@@ -303,7 +304,18 @@ fn the_dropins_comments_follow_the_options_written() {
     ] {
         assert!(custom.contains(line), "{line:?} in\n{custom}");
     }
-    for stale in ["sd_notify is relayed", "The gateway sees", "(5 s)", "=75\n"] {
+    // Without the relay the gateway talks to systemd itself: NotifyAccess= stays the unit's.
+    assert!(
+        custom.contains("# --no-notify-relay: NotifyAccess= stays as the unit has it."),
+        "{custom}"
+    );
+    for stale in [
+        "sd_notify is relayed",
+        "The gateway sees",
+        "(5 s)",
+        "=75\n",
+        "NotifyAccess=main\n",
+    ] {
         assert!(!custom.contains(stale), "{stale:?} in\n{custom}");
     }
     let other = h.ok(&[
