@@ -173,18 +173,12 @@ ExecStart=/srv/hermes/venv/bin/python -m hermes_cli.main gateway run\nRestart=al
 RestartSec=5\nKillMode=mixed\n";
 
 /// Runs `installer --dry-run --unit-file UNIT` with no gwshim in PATH and returns its output.
-fn dry_run(installer: &Path, dir: &TempDir) -> Option<String> {
-    let help = run_ok(Command::new(installer).arg("--help"), "installer --help");
-    if !help.contains("--unit-file") {
-        // install-dropin.sh's --unit-file comes from another branch (issue 14).
-        skip::skip("install-dropin.sh has no --unit-file option yet");
-        return None;
-    }
+fn dry_run(installer: &Path, dir: &TempDir) -> String {
     let unit = dir.join("hermes-gateway.service");
     fs::write(&unit, UNIT).expect("unit file");
     let home = dir.join("home");
     fs::create_dir_all(&home).expect("home");
-    Some(run_ok(
+    run_ok(
         Command::new(installer)
             .args(["--dry-run", "--unit-file"])
             .arg(&unit)
@@ -192,7 +186,7 @@ fn dry_run(installer: &Path, dir: &TempDir) -> Option<String> {
             .env("HOME", &home)
             .env_remove("XDG_CONFIG_HOME"),
         "installer --dry-run --unit-file",
-    ))
+    )
 }
 
 #[test]
@@ -230,9 +224,7 @@ fn wheel_installs_into_a_fresh_venv_and_runs() {
     assert_forwards_term(cmd, &ready, &got, "the wheel's gwshim");
 
     // The installer, from the venv: the gwshim beside it, by absolute path, and its template.
-    let Some(out) = dry_run(&venv.join("bin/gwshim-install-dropin"), &dir) else {
-        return;
-    };
+    let out = dry_run(&venv.join("bin/gwshim-install-dropin"), &dir);
     let exec = format!(
         "ExecStart={} -- /srv/hermes/venv/bin/python -m hermes_cli.main gateway run",
         gwshim.display()
@@ -481,12 +473,11 @@ fn deb_contents_install_man_and_purge() {
     );
     // The installed installer finds its template in /usr/share/gwshim and uses /usr/bin/gwshim.
     let dir = TempDir::new("release-deb");
-    if let Some(out) = dry_run(Path::new("/usr/bin/gwshim-install-dropin"), &dir) {
-        assert!(
-            out.contains("\nExecStart=/usr/bin/gwshim -- /srv/hermes/venv/bin/python"),
-            "{out}"
-        );
-    }
+    let out = dry_run(Path::new("/usr/bin/gwshim-install-dropin"), &dir);
+    assert!(
+        out.contains("\nExecStart=/usr/bin/gwshim -- /srv/hermes/venv/bin/python"),
+        "{out}"
+    );
 
     drop(installed);
     assert!(
