@@ -60,7 +60,7 @@ if [ ! -x "$cargo_deb" ]; then
 fi
 
 # --- build --------------------------------------------------------------------------------
-mkdir -p "$dist"
+mkdir -p "$dist" "$target_dir"
 rm -f "$dist"/gwshim-* "$dist"/gwshim_* "$dist/SHA256SUMS"
 stage=$(mktemp -d "$target_dir/release-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
