@@ -7,6 +7,8 @@
 #   contrib/build-static.sh --small    # musl, with std rebuilt without its backtrace code:
 #                                      # about 430 KB instead of 750 (needs nightly, below)
 #   GWSHIM_NIGHTLY=nightly-2026-05-19 contrib/build-static.sh --small   # a pinned nightly
+#   GWSHIM_ARCH=aarch64 contrib/build-static.sh   # cross-build musl for another architecture,
+#                                      # linked with rust-lld (no C cross toolchain needed)
 #
 # musl:  rustup target add x86_64-unknown-linux-musl   (musl is static by default)
 # gnu:   needs glibc's static libraries (libc6-dev: libc.a); built with -C target-feature=+crt-static
@@ -22,7 +24,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}
-arch=$(uname -m)
+arch=${GWSHIM_ARCH:-$(uname -m)}
 has_target() {
     [ -d "$($rustc --print sysroot)/lib/rustlib/$1/lib" ]
 }
@@ -63,6 +65,19 @@ if [ -n "$small" ]; then
     echo "build-static: $target, std rebuilt without backtraces, $(wc -c <"$out") bytes" >&2
     echo "$out"
     exit 0
+fi
+if [ "$arch" != "$(uname -m)" ]; then
+    # Cross: musl only. rust-lld (shipped with rustc) links musl's self-contained startup files
+    # and libc.a from the Rust target, so no C cross toolchain is needed.
+    case $choice in
+    "" | musl) choice=musl ;;
+    *)
+        echo "build-static: GWSHIM_ARCH=$arch builds for musl only, not GWSHIM_STATIC=$choice" >&2
+        exit 2
+        ;;
+    esac
+    linker_var=CARGO_TARGET_$(echo "$arch" | tr '[:lower:]' '[:upper:]')_UNKNOWN_LINUX_MUSL_LINKER
+    eval "[ -n \"\${$linker_var:-}\" ] || export $linker_var=rust-lld"
 fi
 if [ -z "$choice" ]; then
     if has_target "$arch-unknown-linux-musl"; then choice=musl; else choice=gnu; fi

@@ -230,7 +230,12 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     };
     if args.version {
         return Ok(Parsed::Exit {
-            text: format!("gwshim {}\n", env!("CARGO_PKG_VERSION")),
+            // The target (set by build.rs) tells the static musl build from a cargo build.
+            text: format!(
+                "gwshim {} ({})\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("GWSHIM_TARGET")
+            ),
             status: 0,
         });
     }

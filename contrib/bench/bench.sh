@@ -6,6 +6,8 @@
 #   contrib/bench/bench.sh            # full run (about 3-5 minutes)
 #   contrib/bench/bench.sh --quick    # fewer runs, shorter idle window (about 1 minute)
 #
+# gwshim's columns: `cargo build --release` (dynamic), gwshim-dist (what users install: the
+# x86_64 archive in dist/, GWSHIM_DIST=DIR elsewhere) and --small where nightly can build it.
 # Needs root (apt-get for the peers, a pid namespace for the reaping test). The timing half
 # is measure.c, the floor of the spawn test is floor.c; both are built here.
 set -euo pipefail
@@ -63,8 +65,26 @@ static_build() {
 	}
 	echo "$out"
 }
-say "building gwshim (static)"
-gw_static=$(static_build) || exit 1
+# The shipped binary: the one in dist/'s archive for this machine (contrib/release.sh, run here
+# for this architecture if dist/ has none), checked against SHA256SUMS.
+dist=${GWSHIM_DIST:-$root/dist}
+shipped() { ls "$dist"/gwshim-*-"$(uname -m)"-linux-musl.tar.gz 2>/dev/null | tail -n 1; }
+if [ -z "$(shipped)" ]; then
+	say "no $(uname -m) archive in $dist: running contrib/release.sh"
+	GWSHIM_DIST=$dist GWSHIM_ARCHS=$(uname -m) "$root/contrib/release.sh" >&2
+fi
+archive=$(shipped)
+(cd "$dist" && sha256sum -c --ignore-missing --quiet SHA256SUMS) >&2 || {
+	say "$dist/SHA256SUMS does not match"
+	exit 1
+}
+unpacked=$(mktemp -d)
+tar -xzf "$archive" -C "$unpacked"
+gw_dist=$(echo "$unpacked"/gwshim-*/gwshim)
+is_static "$gw_dist" || {
+	say "$gw_dist is not a static binary"
+	exit 1
+}
 # --small (std rebuilt without its backtrace code) needs nightly with rust-src and musl; the
 # column is left out, with a note, where they cannot be had.
 say "building gwshim (static, --small)"
@@ -83,7 +103,7 @@ pids=()
 cleanup() {
 	# An interrupted idle test: TERM reaches each shim's sleeping child through the shim.
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	rm -rf "$work"
+	rm -rf "$work" "$unpacked"
 }
 trap cleanup EXIT
 gcc -O2 -o "$work/measure" "$here/measure.c"
@@ -102,10 +122,10 @@ fi
 measure=$work/measure
 
 # The subjects: a name, and the command line that runs a child under it.
-names=(gwshim gwshim-static gwshim-small tini tini-static dumb-init catatonit)
+names=(gwshim gwshim-dist gwshim-small tini tini-static dumb-init catatonit)
 declare -A cmd=(
 	[gwshim]="$gw_dyn --"
-	[gwshim-static]="$gw_static --"
+	[gwshim-dist]="$gw_dist --"
 	[gwshim-small]="$gw_small --"
 	[tini]="/usr/bin/tini -s --"
 	[tini-static]="/usr/bin/tini-static -s --"
@@ -244,7 +264,7 @@ cat <<EOF
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average before the run: $load
 - peers (Debian packages): tini $(version tini), dumb-init $(version dumb-init), catatonit $(version catatonit)
-- gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); static builds: ${gw_static#"$root"/}${gw_small:+, ${gw_small#"$root"/} (--small, $(rustup run nightly rustc --version))}
+- gwshim: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(rustc --version); shipped: ${archive#"$root"/}${gw_small:+, ${gw_small#"$root"/} (--small, $(rustup run nightly rustc --version))}
 - runs: $runs spawns each; $signals signals each, in $sig_rounds rounds; $orphans orphans each, $rounds rounds (medians); ${idle} s idle windows
 
 References, same run: $(awk '$2 == "true" || $2 ~ /^floor-/ {printf "%s%s **%s µs** median (%s µs CPU)", sep, ($2 == "true" ? "bare `/bin/true`" : $2 " (static C: fork, exec, wait)"), $3, $8; sep = "; "}' "$work/spawn"). The floor below is $floor. A signal sent straight to the child, no shim: **$(awk '$1 == "sig_med" && $2 == "direct" {print $3}' "$results") µs** median, $(awk '$1 == "sig_p99" && $2 == "direct" {print $3}' "$results") µs p99.

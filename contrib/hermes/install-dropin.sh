@@ -28,7 +28,8 @@
 #   --unit NAME       another unit, e.g. a profile's hermes-gateway-coder.service
 #   --unit-file PATH  read the unit from PATH (and its drop-ins from the standard unit folders)
 #                     instead of asking systemd; the unit is PATH's file name unless --unit says
-#   --gwshim PATH     the gwshim binary (default: `command -v gwshim`); made absolute
+#   --gwshim PATH     the gwshim binary (default: the gwshim beside this script, as in a venv's
+#                     bin/ or /usr/bin, else `command -v gwshim`); made absolute
 #   --dry-run         print the drop-in, change nothing
 #   --remove          remove the drop-in again (and daemon-reload)
 #   -h, --help        this text
@@ -56,6 +57,9 @@ opts=()
 opts_given=0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 template=$here/gwshim.conf.in
+# Installed (the wheel: VENV/bin/gwshim-install-dropin; the .deb: /usr/bin/), the template is
+# in ../share/gwshim/.
+[ -f "$template" ] || template=$here/../share/gwshim/gwshim.conf.in
 
 die() { echo "install-dropin.sh: $*" >&2; exit 1; }
 usage() { echo "install-dropin.sh: $* (see --help)" >&2; exit 2; }
@@ -119,7 +123,9 @@ if [ "$remove" = 1 ]; then
 fi
 
 [ -f "$template" ] || die "no template $template"
-if [ -z "$gwshim" ]; then
+if [ -z "$gwshim" ] && [ -x "$here/gwshim" ]; then
+  gwshim=$here/gwshim   # installed beside gwshim: a venv's bin/ (the wheel) or /usr/bin
+elif [ -z "$gwshim" ]; then
   gwshim=$(command -v gwshim) || die "no gwshim in PATH; give --gwshim PATH"
 fi
 case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename "$gwshim") ;; esac

@@ -1,0 +1,564 @@
+//! The release artifacts of `contrib/release.sh`, as users get them: the x86_64 wheel installed
+//! with pip into a fresh venv, the aarch64 binary under qemu-user, the .deb installed with dpkg
+//! and purged, the checksums and archives, the man page against `--help`.
+//!
+//! release.sh runs once per test binary, into target/tmp/release-dist, and not at all when the
+//! sources have not changed since its last run there (a key over every file git knows).
+
+mod common;
+mod skip;
+
+use common::{TempDir, kill, wait_timeout, wait_within};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const ARCHS: [&str; 2] = ["x86_64", "aarch64"];
+
+fn sh(script: &str) -> Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(MANIFEST)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// Runs a command, asserts it succeeded, returns its stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect(what);
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The dist folder, built by contrib/release.sh unless it was built from the same sources.
+fn dist() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let dist = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-dist");
+        let stamp = dist.join(".source-key");
+        // Every tracked or new file's content, and the toolchain: what the artifacts are made of.
+        let key = sh(
+            "{ git ls-files -co --exclude-standard -z | xargs -0 sha256sum; rustc -V; } \
+                      | sha256sum",
+        );
+        let key = (key.status.success() && !key.stdout.is_empty()).then(|| text(&key.stdout));
+        if key.is_some() && fs::read_to_string(&stamp).ok() == key {
+            eprintln!("release: {} is up to date", dist.display());
+            return dist;
+        }
+        let started = Instant::now();
+        let out = Command::new(format!("{MANIFEST}/contrib/release.sh"))
+            .env("GWSHIM_DIST", &dist)
+            .stdin(Stdio::null())
+            .output()
+            .expect("contrib/release.sh");
+        assert!(
+            out.status.success(),
+            "contrib/release.sh: {}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+        eprintln!("release: built in {:.0?}", started.elapsed());
+        if let Some(key) = key {
+            fs::write(&stamp, key).expect("writing the source key");
+        }
+        dist
+    })
+}
+
+/// The one file in dist whose name starts with `prefix` and ends with `suffix`.
+fn artifact(prefix: &str, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = fs::read_dir(dist())
+        .expect("dist")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one {prefix}*{suffix} in dist: {found:?}");
+    found.into_iter().next().unwrap_or_default()
+}
+
+fn wheel(arch: &str) -> PathBuf {
+    artifact(
+        &format!("gwshim-{VERSION}-py3-none-manylinux2014_{arch}.manylinux_2_17_{arch}."),
+        &format!(".musllinux_1_1_{arch}.whl"),
+    )
+}
+
+fn archive(arch: &str) -> PathBuf {
+    artifact(&format!("gwshim-{VERSION}-{arch}-linux-musl"), ".tar.gz")
+}
+
+/// Unpacks `arch`'s archive into `dir` and returns the folder it holds.
+fn unpack(arch: &str, dir: &Path) -> PathBuf {
+    run_ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(archive(arch))
+            .arg("-C")
+            .arg(dir),
+        "tar -x",
+    );
+    dir.join(format!("gwshim-{VERSION}-{arch}-linux-musl"))
+}
+
+/// A shell child that records a SIGTERM in `got` and exits 0 on it, after saying it is ready.
+fn term_child(dir: &TempDir) -> (String, PathBuf, PathBuf) {
+    let ready = dir.join("ready");
+    let got = dir.join("got-term");
+    let script = format!(
+        // The trap ends the sleep itself: under qemu-user gwshim cannot be a subreaper.
+        "trap 'kill $!; echo TERM > {got}; exit 0' TERM; sleep 60 & echo $$ > {ready}; wait",
+        got = got.display(),
+        ready = ready.display()
+    );
+    (script, ready, got)
+}
+
+/// Starts `cmd` (a gwshim running term_child's script), SIGTERMs it once the child is ready
+/// and asserts the child got it and gwshim exited 0.
+fn assert_forwards_term(mut cmd: Command, ready: &Path, got: &Path, what: &str) {
+    let log_path = ready.with_file_name("gwshim.log");
+    let log_file = fs::File::create(&log_path).expect("log file");
+    let mut proc = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect(what);
+    let limit = Duration::from_secs(30); // qemu-user starts slowly on a loaded machine
+    let up = wait_within(limit, Duration::from_millis(20), || {
+        fs::read_to_string(ready).is_ok_and(|s| s.ends_with('\n'))
+    });
+    if !up {
+        let _ = proc.kill();
+        let _ = proc.wait();
+        panic!("{what}: the child did not start within {limit:?}");
+    }
+    kill(proc.id() as i32, nix::libc::SIGTERM);
+    let status = wait_timeout(&mut proc, limit).unwrap_or_else(|| {
+        let _ = proc.kill();
+        let _ = proc.wait();
+        panic!("{what}: did not end within {limit:?} of SIGTERM")
+    });
+    let log = fs::read_to_string(&log_path).unwrap_or_default();
+    assert_eq!(
+        fs::read_to_string(got).ok().as_deref(),
+        Some("TERM\n"),
+        "{what}: the child did not get SIGTERM; log:\n{log}"
+    );
+    assert_eq!(status.code(), Some(0), "{what}: {status}; log:\n{log}");
+}
+
+/// A unit as `hermes gateway install` writes it, for the installer's dry run.
+const UNIT: &str = "[Unit]\nDescription=Hermes gateway\n\n[Service]\nType=simple\n\
+ExecStart=/srv/hermes/venv/bin/python -m hermes_cli.main gateway run\nRestart=always\n\
+RestartSec=5\nKillMode=mixed\n";
+
+/// Runs `installer --dry-run --unit-file UNIT` with no gwshim in PATH and returns its output.
+fn dry_run(installer: &Path, dir: &TempDir) -> String {
+    let unit = dir.join("hermes-gateway.service");
+    fs::write(&unit, UNIT).expect("unit file");
+    let home = dir.join("home");
+    fs::create_dir_all(&home).expect("home");
+    run_ok(
+        Command::new(installer)
+            .args(["--dry-run", "--unit-file"])
+            .arg(&unit)
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME"),
+        "installer --dry-run --unit-file",
+    )
+}
+
+#[test]
+fn wheel_installs_into_a_fresh_venv_and_runs() {
+    let Some(python) = common::python() else {
+        return skip::skip("python3 is not available");
+    };
+    let dir = TempDir::new("release-wheel");
+    let venv = dir.join("venv");
+    run_ok(
+        Command::new(python).args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    run_ok(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--no-index", "--disable-pip-version-check"])
+            .arg(wheel("x86_64")),
+        "pip install --no-index the x86_64 wheel",
+    );
+    let gwshim = venv.join("bin/gwshim");
+    let version = run_ok(Command::new(&gwshim).arg("--version"), "gwshim --version");
+    assert_eq!(
+        version,
+        format!("gwshim {VERSION} (x86_64-unknown-linux-musl)\n")
+    );
+    let status = Command::new(&gwshim)
+        .args(["--", "sh", "-c", "exit 1"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("gwshim");
+    assert_eq!(status.code(), Some(75), "child exits 1: {status}");
+    let (script, ready, got) = term_child(&dir);
+    let mut cmd = Command::new(&gwshim);
+    cmd.args(["--", "sh", "-c", &script]);
+    assert_forwards_term(cmd, &ready, &got, "the wheel's gwshim");
+
+    // The installer, from the venv: the gwshim beside it, by absolute path, and its template.
+    let out = dry_run(&venv.join("bin/gwshim-install-dropin"), &dir);
+    let exec = format!(
+        "ExecStart={} -- /srv/hermes/venv/bin/python -m hermes_cli.main gateway run",
+        gwshim.display()
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| *l == exec);
+    assert!(at.is_some(), "no line {exec:?} in the dry run:\n{out}");
+    assert!(
+        at.is_some_and(|i| i > 0 && lines[i - 1] == "ExecStart="),
+        "ExecStart= is not cleared first:\n{out}"
+    );
+    for line in ["[Service]", "KillMode=mixed", "RestartPreventExitStatus=78"] {
+        assert!(lines.contains(&line), "no {line} in the dry run:\n{out}");
+    }
+    assert!(
+        !dir.join("home/.config/systemd").exists(),
+        "a dry run wrote a file"
+    );
+}
+
+#[test]
+fn aarch64_binary_under_qemu_user() {
+    let Some(qemu) = which("qemu-aarch64-static") else {
+        return skip::skip("no qemu-aarch64-static (Debian's qemu-user-static)");
+    };
+    let dir = TempDir::new("release-qemu");
+    let bin = unpack("aarch64", dir.path()).join("gwshim");
+    let kind = run_ok(Command::new("file").arg("-b").arg(&bin), "file");
+    assert!(
+        kind.contains("ARM aarch64") && kind.contains("statically linked"),
+        "not a static aarch64 binary: {kind}"
+    );
+    let gwshim = |args: &[&str]| {
+        let mut cmd = Command::new(&qemu);
+        cmd.arg(&bin).args(args);
+        cmd
+    };
+    let version = run_ok(&mut gwshim(&["--version"]), "qemu gwshim --version");
+    assert_eq!(
+        version,
+        format!("gwshim {VERSION} (aarch64-unknown-linux-musl)\n")
+    );
+    // The exit table, including settings that differ from the defaults.
+    let cases: [(&[&str], &str, i32); 8] = [
+        (&[], "exit 0", 0),
+        (&[], "exit 1", 75),
+        (&[], "exit 3", 75),
+        (&[], "exit 75", 75),
+        (&[], "exit 78", 78),
+        (&[], "kill -KILL $$", 75),
+        (&["--keep-status", "3"], "exit 3", 3),
+        (&["--transparent"], "exit 1", 1),
+    ];
+    for (opts, script, want) in cases {
+        let mut args = opts.to_vec();
+        args.extend(["--", "sh", "-c", script]);
+        let status = gwshim(&args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("qemu-aarch64-static");
+        assert_eq!(status.code(), Some(want), "{args:?}: {status}");
+    }
+    let (script, ready, got) = term_child(&dir);
+    assert_forwards_term(
+        gwshim(&["--", "sh", "-c", &script]),
+        &ready,
+        &got,
+        "aarch64 gwshim under qemu",
+    );
+}
+
+fn which(name: &str) -> Option<String> {
+    let out = sh(&format!("command -v {name}"));
+    let path = text(&out.stdout).trim().to_string();
+    (out.status.success() && !path.is_empty()).then_some(path)
+}
+
+#[test]
+fn checksums_and_archives() {
+    let out = Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(dist())
+        .output()
+        .expect("sha256sum");
+    assert!(
+        out.status.success(),
+        "sha256sum -c: {}",
+        text(&out.stdout) + &text(&out.stderr)
+    );
+    // Every artifact is listed.
+    let sums = fs::read_to_string(dist().join("SHA256SUMS")).expect("SHA256SUMS");
+    let listed: Vec<&str> = sums
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(_, f)| f))
+        .collect();
+    let mut present: Vec<String> = fs::read_dir(dist())
+        .expect("dist")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("gwshim"))
+        .collect();
+    present.sort();
+    assert_eq!(listed, present, "SHA256SUMS against the files in dist");
+    for want in [
+        format!("gwshim-{VERSION}.tar.gz"),
+        format!("gwshim_{VERSION}-1_amd64.deb"),
+        format!("gwshim_{VERSION}-1_arm64.deb"),
+    ] {
+        assert!(present.contains(&want), "no {want} in dist: {present:?}");
+    }
+    let dir = TempDir::new("release-archives");
+    for arch in ARCHS {
+        let _ = wheel(arch);
+        let listing = run_ok(Command::new("tar").arg("-tzf").arg(archive(arch)), "tar -t");
+        let top = format!("gwshim-{VERSION}-{arch}-linux-musl/");
+        let mut files: Vec<&str> = listing.lines().collect();
+        files.sort();
+        let want: Vec<String> = [
+            "",
+            "LICENSE",
+            "README.md",
+            "gwshim",
+            "gwshim.1",
+            "gwshim.conf.in",
+            "install-dropin.sh",
+        ]
+        .iter()
+        .map(|f| format!("{top}{f}"))
+        .collect();
+        assert_eq!(files, want, "{arch} archive");
+        let folder = unpack(arch, dir.path());
+        let kind = run_ok(
+            Command::new("file").arg("-b").arg(folder.join("gwshim")),
+            "file",
+        );
+        assert!(kind.contains("statically linked") || kind.contains("static-pie"));
+        if arch == "x86_64" {
+            assert!(kind.contains("static-pie linked"), "x86_64: {kind}");
+            let version = run_ok(
+                Command::new(folder.join("gwshim")).arg("--version"),
+                "--version",
+            );
+            assert_eq!(
+                version,
+                format!("gwshim {VERSION} (x86_64-unknown-linux-musl)\n")
+            );
+        }
+    }
+}
+
+/// The package's files, from `dpkg-deb -c`, without the leading '.'.
+fn deb_files(deb: &Path) -> Vec<String> {
+    run_ok(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg-deb -c")
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches('.').to_string())
+        .collect()
+}
+
+/// Runs dpkg, waiting out another process's hold on dpkg's lock (bounded).
+fn dpkg(args: &[&str]) -> Output {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("dpkg")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("dpkg");
+        let locked = text(&out.stderr).contains("lock");
+        if out.status.success() || !locked || start.elapsed() > Duration::from_secs(300) {
+            return out;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Purges the package when dropped, so a failed test leaves nothing installed.
+struct Installed;
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = dpkg(&["--purge", "gwshim"]);
+    }
+}
+
+#[test]
+fn deb_contents_install_man_and_purge() {
+    let deb = artifact(&format!("gwshim_{VERSION}-1_"), "_amd64.deb");
+    let files = deb_files(&deb);
+    for want in [
+        "/usr/bin/gwshim",
+        "/usr/bin/gwshim-install-dropin",
+        "/usr/share/gwshim/gwshim.conf.in",
+        "/usr/share/man/man1/gwshim.1.gz",
+        "/usr/share/man/man1/gwshim-install-dropin.1.gz",
+        "/usr/share/doc/gwshim/README.md",
+        "/usr/share/doc/gwshim/copyright",
+        "/usr/share/doc/gwshim/changelog.Debian.gz",
+        "/usr/share/doc/gwshim/examples/gwshim-example.service",
+        "/usr/share/doc/gwshim/examples/gwshim.conf.in",
+        "/usr/share/lintian/overrides/gwshim",
+    ] {
+        assert!(files.iter().any(|f| f == want), "no {want} in {files:?}");
+    }
+    let depends = run_ok(
+        Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&deb)
+            .arg("Depends"),
+        "dpkg-deb -f",
+    );
+    assert_eq!(depends.trim(), "", "Depends: {depends}");
+    let arm = artifact(&format!("gwshim_{VERSION}-1_"), "_arm64.deb");
+    assert_eq!(
+        deb_files(&arm),
+        files,
+        "the arm64 package holds the same files"
+    );
+
+    if !nix::unistd::geteuid().is_root() {
+        return skip::skip("not root: dpkg -i needs it");
+    }
+    if dpkg(&["-s", "gwshim"]).status.success() {
+        return skip::skip("a gwshim package is already installed here; not replacing it");
+    }
+    if let Some(f) = files.iter().find(|f| Path::new(f).exists()) {
+        return skip::skip(&format!("{f} exists: installing would overwrite it"));
+    }
+    let out = dpkg(&["-i", deb.to_str().expect("path")]);
+    let installed = Installed;
+    assert!(out.status.success(), "dpkg -i: {}", text(&out.stderr));
+    let version = run_ok(Command::new("/usr/bin/gwshim").arg("--version"), "gwshim");
+    assert_eq!(
+        version,
+        format!("gwshim {VERSION} (x86_64-unknown-linux-musl)\n")
+    );
+    let page = run_ok(
+        Command::new("man")
+            .arg("gwshim")
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "200"),
+        "man gwshim",
+    );
+    assert!(
+        page.contains("gwshim - run a service as a supervised child") && page.contains("--grace"),
+        "man gwshim:\n{page}"
+    );
+    // The installed installer finds its template in /usr/share/gwshim and uses /usr/bin/gwshim.
+    let dir = TempDir::new("release-deb");
+    let out = dry_run(Path::new("/usr/bin/gwshim-install-dropin"), &dir);
+    assert!(
+        out.contains("\nExecStart=/usr/bin/gwshim -- /srv/hermes/venv/bin/python"),
+        "{out}"
+    );
+
+    drop(installed);
+    assert!(
+        !dpkg(&["-s", "gwshim"]).status.success(),
+        "still installed after the purge"
+    );
+    let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
+    assert!(left.is_empty(), "left behind by the purge: {left:?}");
+    for folder in ["/usr/share/doc/gwshim", "/usr/share/gwshim"] {
+        assert!(!Path::new(folder).exists(), "{folder} left behind");
+    }
+}
+
+#[test]
+fn debs_are_lintian_clean() {
+    let Some(lintian) = which("lintian") else {
+        return skip::skip("no lintian (Debian's lintian package)");
+    };
+    for arch in ["amd64", "arm64"] {
+        let deb = artifact(&format!("gwshim_{VERSION}-1_"), &format!("_{arch}.deb"));
+        let out = Command::new(&lintian)
+            .arg(&deb)
+            .stdin(Stdio::null())
+            .output()
+            .expect("lintian");
+        let report = text(&out.stdout);
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "lintian {arch}: {}\n{report}{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+}
+
+/// The long options `gwshim --help` lists (its Options section) that the man page lacks.
+fn missing_from_man(help: &str, man: &str) -> Vec<String> {
+    let man = man.replace("\\-", "-");
+    let words: Vec<&str> = man
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .collect();
+    help.lines()
+        .skip_while(|l| !l.starts_with("Options:"))
+        .take_while(|l| !l.is_empty())
+        // An option's own line: two spaces, then the option (wrapped text is indented more).
+        .filter_map(|l| l.strip_prefix("  ").filter(|l| l.starts_with('-')))
+        .flat_map(|l| {
+            l.split([' ', ','])
+                .take_while(|w| w.is_empty() || w.starts_with('-'))
+                .filter(|w| w.starts_with('-'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|opt| !words.contains(&opt.as_str()))
+        .collect()
+}
+
+#[test]
+fn man_page_lists_every_option_of_help() {
+    let help = run_ok(Command::new(common::GWSHIM).arg("--help"), "gwshim --help");
+    let man = fs::read_to_string(format!("{MANIFEST}/docs/gwshim.1")).expect("docs/gwshim.1");
+    let missing = missing_from_man(&help, &man);
+    assert!(missing.is_empty(), "docs/gwshim.1 lacks {missing:?}");
+    // The check itself: it finds options (long and short), and an option the page lacks.
+    let page_without_grace = man.replace("\\-\\-grace", "");
+    assert_eq!(missing_from_man(&help, &page_without_grace), ["--grace"]);
+    let page_without_v = man.replace("\\-v", "");
+    assert!(missing_from_man(&help, &page_without_v).contains(&"-v".to_string()));
+}
+
+#[test]
+fn version_names_the_target() {
+    let version = run_ok(Command::new(common::GWSHIM).arg("--version"), "--version");
+    let arch = std::env::consts::ARCH;
+    let env = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "gnu"
+    };
+    assert_eq!(
+        version,
+        format!("gwshim {VERSION} ({arch}-unknown-linux-{env})\n")
+    );
+}
