@@ -95,8 +95,8 @@ pub fn margin(interval: Duration) -> Duration {
     (interval / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
-/// How long to wait before exiting so that the start systemd makes next (RestartSec after
-/// the exit) keeps at most `burst` starts in any window of `interval` (plus a margin).
+/// How long to wait before exiting so that the start systemd makes next (its restart delay
+/// after the exit) keeps at most `burst` starts in any window of `interval` (plus a margin).
 /// A sliding window is stricter than systemd's fixed one, so it satisfies it wherever that
 /// window begins.
 pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
@@ -107,7 +107,7 @@ pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
     let window = s.interval.saturating_add(margin(s.interval));
     let oldest_in_window = starts[starts.len() - burst];
     let earliest_next = oldest_in_window.saturating_add(millis(window));
-    let next_if_now = now.saturating_add(millis(s.restart_sec));
+    let next_if_now = now.saturating_add(millis(s.next_restart_delay()));
     // Start times from a state file another writer garbled may lie in the future: never
     // wait longer than a whole window.
     Duration::from_millis(earliest_next.saturating_sub(next_if_now)).min(window)
@@ -153,10 +153,11 @@ pub fn plan(
         (false, true) => h.fast_failures,
         (false, false) => h.fast_failures.saturating_add(1),
     };
-    let backoff = if planned {
+    // systemd's own growing delay (RestartSteps=) is a backoff already: none on top of it.
+    let backoff = if planned || s.systemd_backs_off() {
         Duration::ZERO
     } else {
-        backoff_delay(fast_failures, b).saturating_sub(s.restart_sec)
+        backoff_delay(fast_failures, b).saturating_sub(s.next_restart_delay())
     };
     let rate = rate_wait(&h.starts, now, s);
     let (wait, cause) = match (rate, backoff) {
@@ -168,6 +169,17 @@ pub fn plan(
         wait,
         cause,
         fast_failures,
+    }
+}
+
+/// The fast failures in a row that count for this start. A start an operator asked for
+/// (`systemctl start`, `restart`, after `reset-failed`: systemd then sets NRestarts to 0)
+/// begins a fresh backoff; only systemd's automatic restarts go on counting. When NRestarts
+/// is unknown, the count goes on.
+pub fn fast_failures_at_start(stored: u32, s: &Settings) -> u32 {
+    match s.n_restarts {
+        Some(0) => 0,
+        _ => stored,
     }
 }
 
@@ -287,22 +299,48 @@ impl Store {
     }
 }
 
-/// The first usable folder for gwshim's state (and its notify socket): --state-dir, else
-/// $XDG_RUNTIME_DIR/gwshim, /run/gwshim, and a per-user folder in the temp dir. Not
-/// $RUNTIME_DIRECTORY: systemd empties it on every restart.
+/// Where gwshim may keep its state, in order: --state-dir alone if given; else a folder systemd
+/// made for gwshim (an entry of $RUNTIME_DIRECTORY, then of $STATE_DIRECTORY, whose name
+/// starts with "gwshim": the drop-in's `RuntimeDirectory=gwshim-%N` with
+/// `RuntimeDirectoryPreserve=yes`; a unit's other runtime folders are emptied at every
+/// restart), then $XDG_RUNTIME_DIR/gwshim, /run/gwshim, and a per-user folder in the temp dir
+/// (new at every start under PrivateTmp=yes).
+pub fn folder_candidates(
+    state_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    uid: u32,
+    temp: &Path,
+) -> Vec<PathBuf> {
+    if let Some(dir) = state_dir {
+        return vec![dir.to_path_buf()];
+    }
+    let made_for_gwshim = ["RUNTIME_DIRECTORY", "STATE_DIRECTORY"]
+        .into_iter()
+        .filter_map(env)
+        .flat_map(|list| std::env::split_paths(&list).collect::<Vec<_>>())
+        .filter(|d| {
+            d.is_absolute()
+                && d.file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"gwshim"))
+        });
+    made_for_gwshim
+        .chain(env("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("gwshim")))
+        .chain([
+            PathBuf::from("/run/gwshim"),
+            temp.join(format!("gwshim-{uid}")),
+        ])
+        .collect()
+}
+
+/// The first usable folder of `folder_candidates`.
 pub fn state_folder(state_dir: Option<&Path>) -> Option<PathBuf> {
     let uid = nix::unistd::getuid().as_raw();
-    let candidates: Vec<PathBuf> = match state_dir {
-        Some(dir) => vec![dir.to_path_buf()],
-        None => std::env::var_os("XDG_RUNTIME_DIR")
-            .map(|d| Path::new(&d).join("gwshim"))
-            .into_iter()
-            .chain([
-                PathBuf::from("/run/gwshim"),
-                std::env::temp_dir().join(format!("gwshim-{uid}")),
-            ])
-            .collect(),
-    };
+    let candidates = folder_candidates(
+        state_dir,
+        &|var| std::env::var_os(var),
+        uid,
+        &std::env::temp_dir(),
+    );
     for dir in &candidates {
         match private_dir(dir, uid) {
             Ok(()) => return Some(dir.clone()),
@@ -433,25 +471,30 @@ impl Pacer {
         if opts.disabled || (unit.is_none() && !explicit) {
             return None;
         }
+        let assumed = opts.start_limit.is_none() || opts.restart_sec.is_none();
+        // Asked even when both limits are given: NRestarts tells an operator's start apart.
         let mut settings = match &unit {
-            Some((name, user)) if opts.start_limit.is_none() || opts.restart_sec.is_none() => {
-                match crate::unit::query(name, *user, Duration::from_secs(2)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(
-                            "cannot read the settings of {name} ({e}); assuming systemd's defaults, 5 starts per 10 s"
-                        );
-                        Settings::default()
-                    }
+            Some((name, user)) => match crate::unit::query(name, *user, Duration::from_secs(2)) {
+                Ok(s) => s,
+                Err(e) if assumed => {
+                    warn!(
+                        "cannot read the limits of {name}: {e}; assuming systemd's defaults, 5 starts per 10 s, RestartSec=100ms (--start-limit and --restart-sec set them)"
+                    );
+                    Settings::default()
                 }
-            }
-            _ => Settings::default(),
+                Err(e) => {
+                    debug!("cannot read the settings of {name}: {e}");
+                    Settings::default()
+                }
+            },
+            None => Settings::default(),
         };
         if let Some((burst, interval)) = opts.start_limit {
             (settings.burst, settings.interval) = (burst, interval);
         }
         if let Some(r) = opts.restart_sec {
             settings.restart_sec = r;
+            settings.restart_next = None;
         }
         let mut backoff = Backoff::default();
         if let Some((base, cap)) = opts.backoff {
@@ -469,6 +512,7 @@ impl Pacer {
         let boot_id = boot_id();
         if let Some(store) = &store {
             let mut history = store.load(&boot_id);
+            history.fast_failures = fast_failures_at_start(history.fast_failures, &settings);
             history.record_start(
                 now_ms(),
                 settings.interval.saturating_add(margin(settings.interval)),
@@ -547,6 +591,7 @@ mod tests {
             burst,
             interval: Duration::from_secs(interval_s),
             restart_sec: Duration::from_millis(restart_ms),
+            ..Settings::default()
         }
     }
 
@@ -631,6 +676,141 @@ mod tests {
         let p = plan(&h(0), 1000, secs(1), false, &limited, &b);
         assert_eq!(p.cause, Some(Cause::StartLimit));
         assert_eq!(p.wait, Duration::from_millis(60_000 + 5_000 - 1_100));
+    }
+
+    #[test]
+    fn adds_no_backoff_to_systemds_growing_delay() {
+        let ms = Duration::from_millis;
+        let h = |fast_failures| History {
+            boot_id: "b".into(),
+            starts: vec![0],
+            fast_failures,
+        };
+        // RestartSec=500ms; RestartSteps/RestartMaxDelaySec as systemd 252/254/257 report them.
+        let unit = |steps, max: Option<u64>, n, next: Option<u64>| Settings {
+            restart_steps: steps,
+            restart_max_delay: max.map(ms),
+            n_restarts: Some(n),
+            restart_next: next.map(ms),
+            ..settings(3, 0, 500)
+        };
+        let b = Backoff::default();
+        // (unit, fast failures before, wait, cause)
+        let table = [
+            // 252 (no such keys): gwshim's backoff, 4 s minus RestartSec
+            (unit(0, None, 3, None), 2, ms(3500), Some(Cause::Backoff)),
+            // 254+ with RestartMaxDelaySec=infinity: systemd's delay does not grow
+            (unit(3, None, 3, None), 2, ms(3500), Some(Cause::Backoff)),
+            // a growing delay, computed from NRestarts (254-256) or read (257): no backoff
+            (unit(3, Some(5000), 3, None), 2, ms(0), None),
+            (unit(3, Some(5000), 1, Some(1077)), 9, ms(0), None),
+        ];
+        for (s, before, wait, cause) in table {
+            let p = plan(&h(before), 1000, Duration::from_secs(1), false, &s, &b);
+            assert_eq!((p.wait, p.cause), (wait, cause), "{s:?}");
+            assert_eq!(p.fast_failures, before + 1, "still counted");
+        }
+        // The start limit still holds, against systemd's next delay: 3 starts per 30 s; the
+        // 4th would come 5 s (RestartMaxDelaySec) after an exit at 1 s, so wait 33 - 6 s.
+        let limited = Settings {
+            interval: Duration::from_secs(30),
+            ..unit(3, Some(5000), 3, None)
+        };
+        let starts = History {
+            starts: vec![0, 100, 200],
+            ..h(2)
+        };
+        let p = plan(&starts, 1000, Duration::from_secs(1), false, &limited, &b);
+        assert_eq!(
+            (p.wait, p.cause),
+            (ms(33_000 - 6_000), Some(Cause::StartLimit))
+        );
+    }
+
+    #[test]
+    fn an_operators_start_begins_a_fresh_backoff() {
+        let with = |n| Settings {
+            n_restarts: n,
+            ..Settings::default()
+        };
+        // (fast failures stored, NRestarts at this start, fast failures that count)
+        let table = [
+            (4, Some(0), 0), // systemctl start/restart, reset-failed: fresh
+            (4, Some(4), 4), // systemd's automatic restart: goes on
+            (4, Some(1), 4),
+            (4, None, 4), // systemd could not be asked: goes on
+            (0, Some(0), 0),
+        ];
+        for (stored, n, want) in table {
+            assert_eq!(
+                fast_failures_at_start(stored, &with(n)),
+                want,
+                "{stored} {n:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn picks_state_folders_in_order() {
+        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let tmp = Path::new("/tmp");
+        let defaults = ["/run/gwshim", "/tmp/gwshim-1000"];
+        type Vars = &'static [(&'static str, &'static str)];
+        let table: &[(Vars, &[&str])] = &[
+            (&[], &defaults),
+            (
+                &[("XDG_RUNTIME_DIR", "/run/user/1000")],
+                &["/run/user/1000/gwshim", "/run/gwshim", "/tmp/gwshim-1000"],
+            ),
+            // the drop-in's RuntimeDirectory=gwshim-%N first
+            (
+                &[
+                    ("RUNTIME_DIRECTORY", "/run/gwshim-hermes-gateway"),
+                    ("XDG_RUNTIME_DIR", "/run/user/1000"),
+                ],
+                &[
+                    "/run/gwshim-hermes-gateway",
+                    "/run/user/1000/gwshim",
+                    "/run/gwshim",
+                    "/tmp/gwshim-1000",
+                ],
+            ),
+            // the unit's own folders (emptied at restarts) are not gwshim's; relative skipped
+            (
+                &[
+                    ("RUNTIME_DIRECTORY", "/run/hermes:/run/gwshim-x:gwshim-rel"),
+                    ("STATE_DIRECTORY", "/var/lib/hermes:/var/lib/gwshim-x"),
+                ],
+                &[
+                    "/run/gwshim-x",
+                    "/var/lib/gwshim-x",
+                    "/run/gwshim",
+                    "/tmp/gwshim-1000",
+                ],
+            ),
+        ];
+        for &(vars, want) in table {
+            let got = folder_candidates(None, &env_of(vars), 1000, tmp);
+            let want: Vec<PathBuf> = want.iter().map(PathBuf::from).collect();
+            assert_eq!(got, want, "{vars:?}");
+        }
+        let given = Path::new("/srv/state");
+        assert_eq!(
+            folder_candidates(
+                Some(given),
+                &env_of(&[("RUNTIME_DIRECTORY", "/run/gwshim-x")]),
+                0,
+                tmp
+            ),
+            vec![given.to_path_buf()],
+            "--state-dir alone"
+        );
     }
 
     #[test]

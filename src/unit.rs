@@ -2,8 +2,9 @@
 
 use crate::timespan;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,16 @@ pub struct Settings {
     /// Zero: no start limit.
     pub interval: Duration,
     pub restart_sec: Duration,
+    /// RestartSteps= (systemd 254+; 0 where unknown): RestartSec grows to RestartMaxDelaySec
+    /// over this many restarts.
+    pub restart_steps: u32,
+    /// RestartMaxDelaySec= (systemd 254+); None: infinity (no growth) or unknown.
+    pub restart_max_delay: Option<Duration>,
+    /// RestartUSecNext (systemd 257+): the delay systemd will use before the next restart.
+    pub restart_next: Option<Duration>,
+    /// NRestarts when gwshim started: 0 after a start an operator asked for (systemd resets
+    /// it on every start that is not an automatic restart). None: unknown.
+    pub n_restarts: Option<u32>,
 }
 
 impl Default for Settings {
@@ -40,7 +51,48 @@ impl Default for Settings {
             burst: 5,
             interval: Duration::from_secs(10),
             restart_sec: Duration::from_millis(100),
+            restart_steps: 0,
+            restart_max_delay: None,
+            restart_next: None,
+            n_restarts: None,
         }
+    }
+}
+
+impl Settings {
+    /// Whether systemd itself makes the delay between restarts grow (RestartSteps= and
+    /// RestartMaxDelaySec=, systemd 254+), in which case gwshim adds no backoff of its own.
+    /// The conditions are systemd's own (service_restart_usec_next in src/core/service.c).
+    pub fn systemd_backs_off(&self) -> bool {
+        self.restart_steps > 0
+            && !self.restart_sec.is_zero()
+            && self
+                .restart_max_delay
+                .is_some_and(|max| max > self.restart_sec)
+    }
+
+    /// The delay systemd will wait before the restart that follows this run: RestartUSecNext
+    /// where systemd says it (257+), else computed as systemd does from NRestarts:
+    /// RestartSec * (max / RestartSec) ^ (n / steps), RestartMaxDelaySec from step `steps` on.
+    pub fn next_restart_delay(&self) -> Duration {
+        if let Some(next) = self.restart_next {
+            return next;
+        }
+        let (Some(max), Some(n)) = (self.restart_max_delay, self.n_restarts) else {
+            return self.restart_sec;
+        };
+        if !self.systemd_backs_off() || n == 0 {
+            return self.restart_sec;
+        }
+        if n >= self.restart_steps {
+            return max;
+        }
+        let r0 = self.restart_sec.as_secs_f64();
+        let ratio = max.as_secs_f64() / r0;
+        let next = r0 * ratio.powf(f64::from(n) / f64::from(self.restart_steps));
+        Duration::try_from_secs_f64(next)
+            .unwrap_or(max)
+            .clamp(self.restart_sec, max)
     }
 }
 
@@ -61,7 +113,7 @@ pub fn will_restart(status: i32, s: &Settings) -> bool {
 }
 
 /// The unit that holds this process: the last `.service` in its cgroup path
-/// (the unified hierarchy's line first, then systemd's v1 one).
+/// (the unified hierarchy's line first, then systemd's v1 one), unescaped.
 pub fn unit_from_cgroup(text: &str) -> Option<String> {
     let path_of = |prefix: &str| {
         text.lines().find_map(|l| {
@@ -72,7 +124,22 @@ pub fn unit_from_cgroup(text: &str) -> Option<String> {
     let path = path_of(":").or_else(|| path_of("name=systemd:"))?;
     path.rsplit('/')
         .find(|c| c.ends_with(".service"))
-        .map(str::to_string)
+        // systemd prefixes a cgroup name with '_' when the unit name starts with '_' or '.'
+        // or could be taken for a kernel file (cg_escape); cg_unescape drops one.
+        .map(|c| c.strip_prefix('_').unwrap_or(c).to_string())
+}
+
+/// Whether `name` is a unit name systemd could have made (unit_name_is_valid): at most 255
+/// characters from [A-Za-z0-9:_.\@-], ending in a type suffix. Anything else from a cgroup
+/// is not passed to systemctl, which would mangle it and answer about another name.
+pub fn is_valid_unit_name(name: &str) -> bool {
+    name.len() <= 255
+        && name
+            .rsplit_once('.')
+            .is_some_and(|(stem, suffix)| !stem.is_empty() && !suffix.is_empty())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
 }
 
 /// The unit gwshim runs in, when systemd started it (INVOCATION_ID is set for unit
@@ -84,88 +151,157 @@ pub fn current() -> Option<(String, bool)> {
     Some((unit, std::env::var_os("MANAGERPID").is_some()))
 }
 
-const PROPERTIES: [&str; 6] = [
+/// Read from every unit: the answer must hold them all.
+const REQUIRED: [&str; 9] = [
+    "Id",
+    "LoadState",
     "Restart",
     "RestartForceExitStatus",
     "RestartPreventExitStatus",
     "StartLimitBurst",
     "StartLimitIntervalUSec",
     "RestartUSec",
+    "NRestarts",
 ];
+/// Only from systemd 254 (RestartUSecNext: 257); older managers leave them out of the answer.
+const OPTIONAL: [&str; 3] = ["RestartSteps", "RestartMaxDelayUSec", "RestartUSecNext"];
 
-/// Reads the unit's settings from `systemctl show`, within `timeout`.
-pub fn query(unit: &str, user: bool, timeout: Duration) -> Result<Settings, String> {
-    let mut cmd = Command::new("systemctl");
+/// The argv of the query: every option before `--`, then the unit as one argument, so a
+/// name that starts with '-' is a name, and systemctl answers about exactly one unit.
+pub fn query_argv(unit: &str, user: bool) -> Vec<String> {
+    let mut argv = vec!["systemctl".to_string()];
     if user {
-        cmd.arg("--user");
+        argv.push("--user".into());
     }
-    cmd.args(["show", "--", unit]);
-    for p in PROPERTIES {
-        cmd.arg(format!("--property={p}"));
+    argv.extend(["show".into(), "--no-pager".into()]);
+    argv.push(format!(
+        "--property={}",
+        [&REQUIRED[..], &OPTIONAL[..]].concat().join(",")
+    ));
+    argv.extend(["--".into(), unit.into()]);
+    argv
+}
+
+/// Reads the unit's settings from `systemctl show`, within `timeout`, with this process's
+/// rights (a system unit's `User=`: systemctl then asks over D-Bus). The error says why
+/// there is no usable answer.
+pub fn query(unit: &str, user: bool, timeout: Duration) -> Result<Settings, String> {
+    if !is_valid_unit_name(unit) {
+        return Err(format!("{unit:?} is not a valid unit name"));
     }
-    let mut child = cmd
+    let argv = query_argv(unit, user);
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run systemctl: {e}"))?;
-    let output = child
-        .stdout
-        .take()
-        .ok_or_else(|| "no pipe from systemctl".to_string())
-        .and_then(|out| read_until(out, Instant::now() + timeout));
+    let output = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), Some(err)) => read_until(out, err, Instant::now() + timeout),
+        _ => Err("no pipe from systemctl".to_string()),
+    };
     if output.is_err() {
         let _ = child.kill();
     }
     let status = child.wait().map_err(|e| format!("systemctl: {e}"))?;
-    let text = output?;
+    let (text, errors) = output?;
     if !status.success() {
-        return Err(format!("systemctl show {unit} failed ({status})"));
+        // Its first error line says why, e.g. "Failed to connect to bus: Permission denied".
+        let why = errors.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let scope = if user { " --user" } else { "" };
+        return Err(format!(
+            "systemctl{scope} show {unit} failed ({status}): {why}"
+        ));
     }
-    parse_show(&text)
+    parse_show(&text, unit)
 }
 
-/// Reads a pipe to its end, giving up at `deadline`. It does not touch the signalfd, so
-/// signals for the child stay pending meanwhile.
-fn read_until(mut pipe: std::process::ChildStdout, deadline: Instant) -> Result<String, String> {
-    let mut text = Vec::new();
+/// Reads systemctl's stdout and stderr to their ends, giving up at `deadline`. It does not
+/// touch the signalfd, so signals for the child stay pending meanwhile.
+fn read_until(
+    out: std::process::ChildStdout,
+    err: std::process::ChildStderr,
+    deadline: Instant,
+) -> Result<(String, String), String> {
+    let mut files = [
+        File::from(OwnedFd::from(out)),
+        File::from(OwnedFd::from(err)),
+    ];
+    let mut texts = [Vec::new(), Vec::new()];
+    let mut open = [true, true];
     let mut buf = [0u8; 4096];
-    loop {
+    while open.contains(&true) {
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("systemctl did not answer in time".into());
+        }
         let ms =
             PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
-        let ready = {
-            let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        let ready: Vec<bool> = {
+            // An ended pipe is polled for nothing, so the indices stay aligned.
+            let mut fds: Vec<PollFd> = files
+                .iter()
+                .zip(open)
+                .map(|(f, o)| {
+                    PollFd::new(
+                        f.as_fd(),
+                        if o {
+                            PollFlags::POLLIN
+                        } else {
+                            PollFlags::empty()
+                        },
+                    )
+                })
+                .collect();
             match poll(&mut fds, ms) {
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(format!("waiting for systemctl: {e}")),
             }
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
         };
-        if ready == 0 && left.is_zero() {
-            return Err("systemctl did not answer in time".into());
-        }
-        if ready == 0 {
-            continue;
-        }
-        match pipe.read(&mut buf) {
-            Ok(0) => {
-                return String::from_utf8(text).map_err(|_| "systemctl wrote non-UTF-8".into());
+        for i in 0..2 {
+            if !ready[i] || !open[i] {
+                continue;
             }
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading systemctl's output: {e}")),
+            match files[i].read(&mut buf) {
+                Ok(0) => open[i] = false,
+                Ok(n) if texts[i].len() < 1 << 20 => texts[i].extend_from_slice(&buf[..n]),
+                Ok(_) => return Err("systemctl wrote more than 1 MiB".into()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading systemctl's output: {e}")),
+            }
         }
     }
+    let [out, err] = texts;
+    let out = String::from_utf8(out).map_err(|_| "systemctl wrote non-UTF-8".to_string())?;
+    Ok((out, String::from_utf8_lossy(&err).into_owned()))
 }
 
-/// Parses `systemctl show` output (Key=Value lines).
-pub fn parse_show(text: &str) -> Result<Settings, String> {
+/// Parses `systemctl show` output (Key=Value lines) about `unit`. Refuses an answer that
+/// holds more than one unit's block (blank-line separated), that is about another unit, about
+/// a unit systemd has not loaded, or that lacks a property: never a value from elsewhere.
+pub fn parse_show(text: &str, unit: &str) -> Result<Settings, String> {
+    let blocks = text.split("\n\n").filter(|b| !b.trim().is_empty()).count();
+    if blocks != 1 {
+        return Err(format!(
+            "systemctl show answered with {blocks} units' properties, not one"
+        ));
+    }
     let mut s = Settings::default();
-    let mut seen = 0;
+    let mut seen = Vec::new();
+    let (mut id, mut load_state) = (String::new(), String::new());
     for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
         let bad = || format!("systemctl show: unexpected {key}={value}");
+        if seen.contains(&key) {
+            return Err(format!("systemctl show: {key} twice"));
+        }
         match key {
+            "Id" => id = value.to_string(),
+            "LoadState" => load_state = value.to_string(),
             "Restart" => {
                 s.restart = match value {
                     "no" => Restart::No,
@@ -182,12 +318,27 @@ pub fn parse_show(text: &str) -> Result<Settings, String> {
             "StartLimitBurst" => s.burst = value.parse().map_err(|_| bad())?,
             "StartLimitIntervalUSec" => s.interval = timespan::parse(value).ok_or_else(bad)?,
             "RestartUSec" => s.restart_sec = timespan::parse(value).ok_or_else(bad)?,
+            "NRestarts" => s.n_restarts = Some(value.parse().map_err(|_| bad())?),
+            "RestartSteps" => s.restart_steps = value.parse().map_err(|_| bad())?,
+            "RestartMaxDelayUSec" => {
+                s.restart_max_delay = match value {
+                    "infinity" => None,
+                    v => Some(timespan::parse(v).ok_or_else(bad)?),
+                }
+            }
+            "RestartUSecNext" => s.restart_next = Some(timespan::parse(value).ok_or_else(bad)?),
             _ => continue,
         }
-        seen += 1;
+        seen.push(key);
     }
-    if seen < PROPERTIES.len() {
-        return Err("systemctl show: missing properties".into());
+    if let Some(missing) = REQUIRED.iter().find(|p| !seen.contains(p)) {
+        return Err(format!("systemctl show: no {missing}"));
+    }
+    if id != unit {
+        return Err(format!("systemctl show answered about {id}, not {unit}"));
+    }
+    if load_state != "loaded" {
+        return Err(format!("systemctl show: {unit} is {load_state}"));
     }
     Ok(s)
 }
@@ -231,23 +382,194 @@ mod tests {
         }
     }
 
+    /// What systemd 252 answers to `query_argv` for a unit (no 254+ properties).
+    const SHOW_252: &str = "Restart=on-failure\nRestartUSec=500ms\nRestartForceExitStatus=75 SIGUSR1\n\
+        RestartPreventExitStatus=78\nNRestarts=2\nStartLimitIntervalUSec=30s\nStartLimitBurst=3\n\
+        Id=seed.service\nLoadState=loaded\n";
+
     #[test]
     fn parses_systemctl_show() {
-        let text = "Restart=on-failure\nRestartForceExitStatus=75 SIGUSR1\nRestartPreventExitStatus=78\n\
-                    StartLimitBurst=5\nStartLimitIntervalUSec=10min\nRestartUSec=100ms\n";
-        let s = parse_show(text).unwrap();
+        let s = parse_show(SHOW_252, "seed.service").unwrap();
         assert_eq!(s.restart, Restart::OnFailure);
         assert_eq!(s.force_status, vec![75]);
         assert_eq!(s.prevent_status, vec![78]);
-        assert_eq!(s.burst, 5);
-        assert_eq!(s.interval, Duration::from_secs(600));
-        assert_eq!(s.restart_sec, Duration::from_millis(100));
-        let zero = text.replace("10min", "0").replace("on-failure", "always");
-        assert_eq!(parse_show(&zero).unwrap().interval, Duration::ZERO);
-        assert!(parse_show("Restart=sometimes\n").is_err());
+        assert_eq!(s.burst, 3);
+        assert_eq!(s.interval, Duration::from_secs(30));
+        assert_eq!(s.restart_sec, Duration::from_millis(500));
+        assert_eq!(s.n_restarts, Some(2));
+        assert_eq!(
+            (s.restart_steps, s.restart_max_delay, s.restart_next),
+            (0, None, None),
+            "252 has no RestartSteps"
+        );
+        let zero = SHOW_252.replace("30s", "0").replace("on-failure", "always");
+        assert_eq!(
+            parse_show(&zero, "seed.service").unwrap().interval,
+            Duration::ZERO
+        );
+        let v257 =
+            format!("{SHOW_252}RestartSteps=3\nRestartMaxDelayUSec=5s\nRestartUSecNext=1.077s\n");
+        let s = parse_show(&v257, "seed.service").unwrap();
+        assert_eq!(s.restart_steps, 3);
+        assert_eq!(s.restart_max_delay, Some(Duration::from_secs(5)));
+        assert_eq!(s.restart_next, Some(Duration::from_millis(1077)));
+        let infinity = format!("{SHOW_252}RestartSteps=0\nRestartMaxDelayUSec=infinity\n");
+        assert_eq!(
+            parse_show(&infinity, "seed.service")
+                .unwrap()
+                .restart_max_delay,
+            None
+        );
+    }
+
+    #[test]
+    fn refuses_unusable_answers() {
+        let one = |k: &str, v: &str| {
+            SHOW_252
+                .lines()
+                .map(|l| match l.split_once('=') {
+                    Some((key, _)) if key == k => format!("{k}={v}\n"),
+                    _ => format!("{l}\n"),
+                })
+                .collect::<String>()
+        };
+        // What `systemctl show -- UNIT --property=...` printed: the unit, then a block of
+        // systemd's defaults for each "--property=..." taken as a unit name.
+        let not_found = "Restart=no\nRestartUSec=100ms\nRestartForceExitStatus=\n\
+            RestartPreventExitStatus=\nNRestarts=0\nStartLimitIntervalUSec=10s\n\
+            StartLimitBurst=5\nId=--property=Restart.service\nLoadState=not-found\n";
+        let two = format!("{SHOW_252}\n{not_found}");
+        let table: Vec<(String, &str)> = vec![
+            (two, "with 2 units' properties"),
+            (
+                format!("{SHOW_252}\n{not_found}\n{not_found}"),
+                "with 3 units'",
+            ),
+            (String::new(), "with 0 units'"),
+            (
+                one("Id", "other.service"),
+                "about other.service, not seed.service",
+            ),
+            (one("LoadState", "not-found"), "seed.service is not-found"),
+            (one("LoadState", "masked"), "seed.service is masked"),
+            (one("Restart", "sometimes"), "unexpected Restart=sometimes"),
+            (one("StartLimitBurst", "x"), "unexpected StartLimitBurst=x"),
+            (one("NRestarts", ""), "unexpected NRestarts="),
+            (SHOW_252.replace("NRestarts=2\n", ""), "no NRestarts"),
+            (SHOW_252.replace("Id=seed.service\n", ""), "no Id"),
+            (format!("{SHOW_252}Restart=no\n"), "Restart twice"),
+            ("Restart=always\n".into(), "no Id"),
+        ];
+        for (text, why) in table {
+            let err = parse_show(&text, "seed.service").unwrap_err();
+            assert!(err.contains(why), "{text:?}: {err:?} should say {why:?}");
+        }
+    }
+
+    #[test]
+    fn asks_systemctl_about_exactly_one_unit() {
+        let props = "--property=Id,LoadState,Restart,RestartForceExitStatus,\
+            RestartPreventExitStatus,StartLimitBurst,StartLimitIntervalUSec,RestartUSec,\
+            NRestarts,RestartSteps,RestartMaxDelayUSec,RestartUSecNext";
+        assert_eq!(
+            query_argv("hermes-gateway.service", false),
+            [
+                "systemctl",
+                "show",
+                "--no-pager",
+                props,
+                "--",
+                "hermes-gateway.service"
+            ]
+        );
+        assert_eq!(
+            query_argv("-odd.service", true),
+            [
+                "systemctl",
+                "--user",
+                "show",
+                "--no-pager",
+                props,
+                "--",
+                "-odd.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn passes_only_valid_unit_names() {
+        let table = [
+            ("hermes-gateway.service", true),
+            ("-odd.service", true),
+            ("hermes-gateway@coder.service", true),
+            ("a\\x2db.service", true),
+            ("_x.service", true),
+            ("a b.service", false),
+            ("a*.service", false),
+            ("a\n.service", false),
+            ("-.", false),
+            ("noext", false),
+            ("", false),
+        ];
+        for (name, want) in table {
+            assert_eq!(is_valid_unit_name(name), want, "{name:?}");
+        }
+        assert!(!is_valid_unit_name(&format!("{}.service", "a".repeat(250))));
+    }
+
+    #[test]
+    fn computes_systemds_next_restart_delay() {
+        let ms = Duration::from_millis;
+        let s = |steps, max: Option<u64>, n: Option<u32>, next: Option<u64>| Settings {
+            restart_sec: ms(500),
+            restart_steps: steps,
+            restart_max_delay: max.map(ms),
+            n_restarts: n,
+            restart_next: next.map(ms),
+            ..Settings::default()
+        };
+        // (settings, systemd backs off, next delay): RestartSteps=3, RestartMaxDelaySec=5s,
+        // RestartSec=500ms gave 500ms, 1.08s, 2.32s, then 5s on systemd 257.
+        let table = [
+            (s(0, None, Some(4), None), false, ms(500)), // 252: no such keys
+            (s(3, None, Some(2), None), false, ms(500)), // RestartMaxDelaySec=infinity
+            (s(3, Some(400), Some(2), None), false, ms(500)), // max below RestartSec
+            (s(0, Some(5000), Some(2), None), false, ms(500)), // RestartSteps=0
+            (s(3, Some(5000), Some(0), None), true, ms(500)),
+            (s(3, Some(5000), Some(1), None), true, ms(1077)),
+            (s(3, Some(5000), Some(2), None), true, ms(2320)),
+            (s(3, Some(5000), Some(3), None), true, ms(5000)),
+            (s(3, Some(5000), Some(30), None), true, ms(5000)),
+            (s(3, Some(5000), None, None), true, ms(500)), // NRestarts unknown
+            (s(3, Some(5000), Some(1), Some(1080)), true, ms(1080)), // 257 says it
+        ];
+        for (settings, backs_off, next) in table {
+            assert_eq!(settings.systemd_backs_off(), backs_off, "{settings:?}");
+            let got = settings.next_restart_delay();
+            assert!(
+                got.abs_diff(next) <= ms(1),
+                "{settings:?}: {got:?}, want {next:?}"
+            );
+        }
+        let zero = Settings {
+            restart_sec: Duration::ZERO,
+            ..s(3, Some(5000), Some(1), None)
+        };
         assert!(
-            parse_show("Restart=always\n").is_err(),
-            "missing properties"
+            !zero.systemd_backs_off(),
+            "RestartSec=0: systemd never grows it"
+        );
+    }
+
+    #[test]
+    fn unescapes_cgroup_names() {
+        assert_eq!(
+            unit_from_cgroup("0::/system.slice/__x.service\n").as_deref(),
+            Some("_x.service")
+        );
+        assert_eq!(
+            unit_from_cgroup("0::/system.slice/_cgroup.x.service\n").as_deref(),
+            Some("cgroup.x.service")
         );
     }
 

@@ -11,10 +11,10 @@ mod systemd_harness;
 use std::time::Duration;
 use systemd_harness::{GWSHIM, Manager, StandIn, UnitState};
 
-/// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=5,
-/// StartLimitIntervalSec=10, RestartSec=100ms) from `systemctl show` itself (the same could be
-/// given as `--start-limit 5/10s --restart-sec 100ms`). Backoff is off: this case is about the
-/// start limit (with the default backoff, 1 s doubling, 12 fast failures take many minutes).
+/// gwshim's options for the seed case. gwshim reads the unit's limits (StartLimitBurst=3,
+/// StartLimitIntervalSec=30, RestartSec=500ms: none of them systemd's defaults, 5 per 10 s and
+/// 100ms, so a gwshim that paced by the defaults fails here) from `systemctl show` itself.
+/// Backoff is off: this case is about the start limit.
 const PACING_SEED: &[&str] = &["--backoff", "0"];
 /// gwshim's options for the hermes 0.19.0 unit shape: none, everything from the unit
 /// (StartLimitIntervalSec=0, RestartSec=200ms) and the default backoff.
@@ -65,13 +65,33 @@ fn assert_main_pid(via: Via, svc: &StandIn, main_pid: u32) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// 1. The seed: fast failures exhaust StartLimitBurst=5 and the unit ends failed.
+/// gwshim waited at least once, and every wait it logged names `limit` (the unit's own start
+/// limit); it never fell back to assumed limits.
+fn assert_waits_only_for(log: &str, limit: &str, m: &Manager) {
+    let waits: Vec<&str> = log.lines().filter(|l| l.contains("; waiting ")).collect();
+    assert!(!waits.is_empty(), "no wait{}", m.context());
+    for w in &waits {
+        assert!(
+            w.ends_with(limit),
+            "{w:?} should name {limit:?}{}",
+            m.context()
+        );
+    }
+    assert!(!log.contains("assuming"), "{}", m.context());
+}
 
-const SEED_UNIT: &str = "StartLimitBurst=5\nStartLimitIntervalSec=10";
-const SEED_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75";
+// ---------------------------------------------------------------------------------------------
+// 1. The seed: fast failures exhaust StartLimitBurst= and the unit ends failed.
+
+const SEED_UNIT: &str = "StartLimitBurst=3\nStartLimitIntervalSec=30";
+const SEED_SERVICE: &str = "Restart=on-failure\nRestartSec=500ms\nRestartForceExitStatus=75";
 /// The service exits 1 at once on this many starts, then stays up.
-const SEED_FAILURES: u32 = 12;
+const SEED_FAILURES: u32 = 5;
+/// gwshim's line when it waits for the seed unit's own start limit.
+const SEED_WAIT: &str = "so seed.service stays under StartLimitBurst=3/30s";
+
+/// Limits for the other test units: again none of systemd's defaults.
+const LIMITS_4_PER_20: &str = "StartLimitBurst=4\nStartLimitIntervalSec=20";
 
 fn install_seed(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("seed");
@@ -93,7 +113,7 @@ fn seed_without_gwshim_hits_the_start_limit() {
     std::thread::sleep(Duration::from_millis(500));
     let st2 = m.state("seed.service");
     assert_eq!(st2.active, "failed", "{st2:?}{}", m.context());
-    assert_eq!(svc.starts(), 5, "events: {:?}{}", svc.events(), m.context());
+    assert_eq!(svc.starts(), 3, "events: {:?}{}", svc.events(), m.context());
     assert_eq!(st.result, "exit-code", "{st:?}");
     assert_eq!(st.exec_main_status, 1, "{st:?}");
     m.wait_log(
@@ -104,16 +124,17 @@ fn seed_without_gwshim_hits_the_start_limit() {
 }
 
 #[test]
-fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
+fn seed_with_gwshim_never_fails_and_the_6th_start_stays_up() {
     let Some(m) = Manager::start_or_skip() else {
         return;
     };
     let svc = install_seed(&m, Via::Gwshim(PACING_SEED));
     let mark = m.log_mark();
     m.start("seed.service");
-    // About 30 s with pacing; poll every 200 ms, at most 90 s, and fail as soon as it fails.
+    // About 35 s with pacing (the 4th start 33 s after the 1st, the 5th and 6th right after
+    // it); poll every 200 ms, at most 90 s, and fail as soon as it fails.
     let st = m.wait_until_every(
-        "the 13th start to be up",
+        "the 6th start to be up",
         90 * SEC,
         Duration::from_millis(200),
         |m| {
@@ -135,11 +156,18 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
         svc.events()
     );
     assert_eq!(st.n_restarts, SEED_FAILURES, "{st:?}");
+    let log = m.log_since(mark);
     assert!(
-        !m.log_since(mark)
-            .contains("Start request repeated too quickly"),
+        !log.contains("Start request repeated too quickly"),
         "{}",
         m.context()
+    );
+    // gwshim paced by the unit's own limit, read from systemd, and by nothing else.
+    assert_waits_only_for(&log, SEED_WAIT, &m);
+    let gaps = svc.start_gaps();
+    assert!(
+        gaps[2] >= 30.0,
+        "the 4th start waits out the window: {gaps:?}"
     );
     // Still up a moment later, and under gwshim.
     std::thread::sleep(Duration::from_millis(500));
@@ -152,13 +180,13 @@ fn seed_with_gwshim_never_fails_and_the_13th_start_stays_up() {
 // ---------------------------------------------------------------------------------------------
 // 2. Stop: the service exits 1 on SIGTERM, as the gateway does on an unexpected one.
 
-const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nKillMode=mixed";
+const STOP_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nKillMode=mixed";
 
 /// Starts the unit, waits until the service is up, stops it; returns the end state.
 fn run_stop_case(m: &Manager, via: Via) -> (StandIn, UnitState) {
     let svc = m.stand_in("stop");
     let exec = exec_start(via, &svc.command_term(0, 1, 1));
-    m.install_unit("stop.service", &unit("", &exec, STOP_SERVICE));
+    m.install_unit("stop.service", &unit(LIMITS_4_PER_20, &exec, STOP_SERVICE));
     m.start("stop.service");
     m.wait_until("the service to be up", 10 * SEC, |_| {
         svc.is_up(1).then_some(())
@@ -207,13 +235,16 @@ fn stop_with_gwshim_leaves_the_unit_inactive() {
 // ---------------------------------------------------------------------------------------------
 // 3. Reload: ExecReload sends SIGUSR1 to the main pid; the service exits 75 and is restarted.
 
-const RELOAD_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+const RELOAD_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nRestartForceExitStatus=75\n\
 KillMode=mixed\nExecReload=/bin/kill -USR1 $MAINPID";
 
 fn run_reload_case(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("reload");
     let exec = exec_start(via, &svc.command(0, 1));
-    m.install_unit("reload.service", &unit("", &exec, RELOAD_SERVICE));
+    m.install_unit(
+        "reload.service",
+        &unit(LIMITS_4_PER_20, &exec, RELOAD_SERVICE),
+    );
     m.start("reload.service");
     m.wait_until("the service to be up", 10 * SEC, |_| {
         svc.is_up(1).then_some(())
@@ -264,14 +295,17 @@ fn reload_with_gwshim_reaches_the_child_and_restarts_it() {
 // ---------------------------------------------------------------------------------------------
 // 4. Fatal config: exit 78 with RestartPreventExitStatus=78 must not be restarted.
 
-const FATAL_SERVICE: &str = "Restart=on-failure\nRestartSec=100ms\nRestartForceExitStatus=75\n\
+const FATAL_SERVICE: &str = "Restart=on-failure\nRestartSec=300ms\nRestartForceExitStatus=75\n\
 RestartPreventExitStatus=78";
 
 /// Starts a service that exits 78 at once; returns it once the unit has settled (1 s).
 fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
     let svc = m.stand_in("fatal");
     let exec = exec_start(via, &svc.command(u32::MAX, 78));
-    m.install_unit("fatal.service", &unit("", &exec, FATAL_SERVICE));
+    m.install_unit(
+        "fatal.service",
+        &unit(LIMITS_4_PER_20, &exec, FATAL_SERVICE),
+    );
     m.start("fatal.service");
     m.wait_until("a first start", 10 * SEC, |_| {
         (svc.starts() >= 1).then_some(())
@@ -281,7 +315,7 @@ fn run_fatal_case(m: &Manager, via: Via) -> StandIn {
 
 fn assert_fatal_not_restarted(m: &Manager, svc: &StandIn) {
     m.wait_state("fatal.service", 10 * SEC, |s| s.is_failed());
-    // Ten RestartSec= periods: long enough for any restart to happen.
+    // Three RestartSec= periods: long enough for any restart to happen.
     std::thread::sleep(SEC);
     let st = m.state("fatal.service");
     assert_eq!(svc.starts(), 1, "{:?}{}", svc.events(), m.context());
@@ -384,4 +418,97 @@ fn hermes_unit_with_gwshim_backs_off() {
         "gaps do not grow: {gaps:?}{}",
         m.context()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Another unit's own limit (4 starts per 20 s): gwshim paces by it, not by the seed's nor by
+//    systemd's defaults.
+
+#[test]
+fn a_unit_with_4_starts_per_20s_is_paced_by_its_own_limit() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = m.stand_in("four");
+    let exec = exec_start(Via::Gwshim(PACING_SEED), &svc.command(6, 1));
+    let service = "Restart=on-failure\nRestartSec=300ms";
+    m.install_unit("four.service", &unit(LIMITS_4_PER_20, &exec, service));
+    let mark = m.log_mark();
+    m.start("four.service");
+    // The 5th start 22 s after the 1st, the 6th and 7th right after it: about 24 s.
+    m.wait_until_every(
+        "the 7th start to be up",
+        60 * SEC,
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state("four.service");
+            assert_service_started(m, &svc, &st);
+            assert!(
+                !st.is_failed(),
+                "failed after {} starts: {st:?}{}",
+                svc.starts(),
+                m.context()
+            );
+            (svc.is_up(7) && st.is_running()).then_some(())
+        },
+    );
+    let log = m.log_since(mark);
+    assert_waits_only_for(
+        &log,
+        "so four.service stays under StartLimitBurst=4/20s",
+        &m,
+    );
+    assert!(
+        !log.contains("Start request repeated too quickly"),
+        "{}",
+        m.context()
+    );
+    m.stop("four.service");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A start an operator asks for begins a fresh backoff; automatic restarts continue it.
+
+#[test]
+fn an_operators_start_begins_a_fresh_backoff() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let svc = m.stand_in("fresh");
+    // Fails at once, always; the default backoff (1 s doubling) minus RestartSec=300ms.
+    let exec = exec_start(Via::Gwshim(&[]), &svc.command(u32::MAX, 1));
+    let limits = "StartLimitBurst=20\nStartLimitIntervalSec=40";
+    let service = "Restart=on-failure\nRestartSec=300ms";
+    m.install_unit("fresh.service", &unit(limits, &exec, service));
+    let mark = m.log_mark();
+    m.start("fresh.service");
+    // Waits of 0.7, 1.7 and 3.7 s, then 7.7 s after the 4th fast failure: stop during it.
+    m.wait_log(
+        mark,
+        "waiting 7.7 s (backoff: 4 fast failures in a row)",
+        30 * SEC,
+    );
+    assert_eq!(svc.starts(), 4, "{:?}{}", svc.events(), m.context());
+    m.stop("fresh.service");
+    let st = m.state("fresh.service");
+    assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
+    let mark = m.log_mark();
+    m.start("fresh.service");
+    m.wait_log(
+        mark,
+        "waiting 0.7 s (backoff: 1 fast failure in a row)",
+        10 * SEC,
+    );
+    assert!(
+        !m.log_since(mark).contains("5 fast failures"),
+        "{}",
+        m.context()
+    );
+    // systemd's own restarts after it go on counting.
+    m.wait_log(
+        mark,
+        "waiting 1.7 s (backoff: 2 fast failures in a row)",
+        10 * SEC,
+    );
+    m.stop("fresh.service");
 }

@@ -16,8 +16,9 @@ fn notify_unit(m: &Manager, gwshim_opts: &str) -> std::path::PathBuf {
     fs::create_dir_all(&dir).expect("notify dir");
     let py = python();
     let unit = format!(
-        "[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2\nTimeoutStartSec=6\n\
-         Restart=on-failure\nRestartSec=100ms\n\
+        "[Unit]\nStartLimitBurst=4\nStartLimitIntervalSec=20\n\
+         [Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2\nTimeoutStartSec=6\n\
+         Restart=on-failure\nRestartSec=300ms\n\
          ExecStart={GWSHIM} {gwshim_opts} -- {} {CHILD} {}\n",
         py.to_string_lossy(),
         dir.display()
@@ -110,7 +111,8 @@ fn gwshim_lines_carry_their_priority_in_the_journal() {
     m.install_unit(
         "journal.service",
         &format!(
-            "[Service]\nStandardOutput=journal\nStandardError=journal\n\
+            "[Unit]\nStartLimitBurst=4\nStartLimitIntervalSec=20\n\
+             [Service]\nRestartSec=300ms\nStandardOutput=journal\nStandardError=journal\n\
              ExecStart={GWSHIM} --pidfile {} -- sh -c 'echo \"<3>child line\" >&2; exit 0'\n",
             odd.display()
         ),
