@@ -112,7 +112,10 @@ fn after_kill(c: &Container, scope: Scope, old: u32) -> After {
 fn unit_journal(c: &Container, scope: Scope, args: &str) -> String {
     match scope {
         Scope::System => c.journal(&format!("-u {UNIT} {args}")),
-        Scope::User => c.journal(&format!("--user-unit {UNIT} {args}")),
+        // `--user-unit` as root matches root's own user units only.
+        Scope::User => c.journal(&format!(
+            "_SYSTEMD_USER_UNIT={UNIT} + USER_UNIT={UNIT} {args}"
+        )),
     }
 }
 
