@@ -434,6 +434,17 @@ fn restart_steps(suite: Suite) {
     }
 }
 
+/// Runs a case and prints how long it took (the budget is about 8 minutes per systemd version).
+fn timed(name: &str, suite: Suite, case: impl FnOnce()) {
+    let t0 = Instant::now();
+    case();
+    eprintln!(
+        "timing: {} {name}: {:.1} s",
+        suite.name(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 macro_rules! cases {
     ($m:ident, $suite:expr) => {
         mod $m {
@@ -441,43 +452,63 @@ macro_rules! cases {
 
             #[test]
             fn seed_system_unit_under_gwshim() {
-                seed($suite, Scope::System, true);
+                timed("seed_system_unit_under_gwshim", $suite, || {
+                    seed($suite, Scope::System, true)
+                });
             }
             #[test]
             fn seed_system_unit_control() {
-                seed($suite, Scope::System, false);
+                timed("seed_system_unit_control", $suite, || {
+                    seed($suite, Scope::System, false)
+                });
             }
             #[test]
             fn seed_user_unit_under_gwshim() {
-                seed($suite, Scope::User, true);
+                timed("seed_user_unit_under_gwshim", $suite, || {
+                    seed($suite, Scope::User, true)
+                });
             }
             #[test]
             fn seed_user_unit_control() {
-                seed($suite, Scope::User, false);
+                timed("seed_user_unit_control", $suite, || {
+                    seed($suite, Scope::User, false)
+                });
             }
             #[test]
             fn reload_stop_start_and_journal_warnings() {
-                reload_stop_start($suite);
+                timed("reload_stop_start_and_journal_warnings", $suite, || {
+                    reload_stop_start($suite)
+                });
             }
             #[test]
             fn system_unit_as_user_keeps_its_own_limits() {
-                user_limits($suite, false);
+                timed("system_unit_as_user_keeps_its_own_limits", $suite, || {
+                    user_limits($suite, false)
+                });
             }
             #[test]
             fn system_unit_as_user_with_private_tmp_keeps_its_pacing() {
-                user_limits($suite, true);
+                timed(
+                    "system_unit_as_user_with_private_tmp_keeps_its_pacing",
+                    $suite,
+                    || user_limits($suite, true),
+                );
             }
             #[test]
             fn on_failure_planned_restart_crash_stop() {
-                on_failure($suite, true);
+                timed("on_failure_planned_restart_crash_stop", $suite, || {
+                    on_failure($suite, true)
+                });
             }
             #[test]
             fn on_failure_control() {
-                on_failure($suite, false);
+                timed("on_failure_control", $suite, || on_failure($suite, false));
             }
             #[test]
             fn restart_steps_are_not_stacked_with_backoff() {
-                restart_steps($suite);
+                timed("restart_steps_are_not_stacked_with_backoff", $suite, || {
+                    restart_steps($suite)
+                });
             }
         }
     };

@@ -550,7 +550,11 @@ impl Container {
 
     /// `loginctl enable-linger hermes`, then waits for the user's manager.
     pub fn enable_linger(&self) {
-        self.sh_ok(&format!("loginctl enable-linger {USER}"));
+        // As a unit of the container: 257's logind refuses a caller outside the container's
+        // cgroups, as nsenter leaves it ("Protocol driver not attached").
+        self.sh_ok(&format!(
+            "systemd-run --wait --pipe --quiet loginctl enable-linger {USER}"
+        ));
         self.wait_until("the user's manager", BOOT_TIMEOUT, |c| {
             let out = c.sh_as_user("systemctl --user is-system-running").ok()?;
             let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
