@@ -434,17 +434,6 @@ fn restart_steps(suite: Suite) {
     }
 }
 
-/// Runs a case and prints how long it took (the budget is about 8 minutes per systemd version).
-fn timed(name: &str, suite: Suite, case: impl FnOnce()) {
-    let t0 = Instant::now();
-    case();
-    eprintln!(
-        "timing: {} {name}: {:.1} s",
-        suite.name(),
-        t0.elapsed().as_secs_f64()
-    );
-}
-
 macro_rules! cases {
     ($m:ident, $suite:expr) => {
         mod $m {
@@ -452,63 +441,43 @@ macro_rules! cases {
 
             #[test]
             fn seed_system_unit_under_gwshim() {
-                timed("seed_system_unit_under_gwshim", $suite, || {
-                    seed($suite, Scope::System, true)
-                });
+                seed($suite, Scope::System, true);
             }
             #[test]
             fn seed_system_unit_control() {
-                timed("seed_system_unit_control", $suite, || {
-                    seed($suite, Scope::System, false)
-                });
+                seed($suite, Scope::System, false);
             }
             #[test]
             fn seed_user_unit_under_gwshim() {
-                timed("seed_user_unit_under_gwshim", $suite, || {
-                    seed($suite, Scope::User, true)
-                });
+                seed($suite, Scope::User, true);
             }
             #[test]
             fn seed_user_unit_control() {
-                timed("seed_user_unit_control", $suite, || {
-                    seed($suite, Scope::User, false)
-                });
+                seed($suite, Scope::User, false);
             }
             #[test]
             fn reload_stop_start_and_journal_warnings() {
-                timed("reload_stop_start_and_journal_warnings", $suite, || {
-                    reload_stop_start($suite)
-                });
+                reload_stop_start($suite);
             }
             #[test]
             fn system_unit_as_user_keeps_its_own_limits() {
-                timed("system_unit_as_user_keeps_its_own_limits", $suite, || {
-                    user_limits($suite, false)
-                });
+                user_limits($suite, false);
             }
             #[test]
             fn system_unit_as_user_with_private_tmp_keeps_its_pacing() {
-                timed(
-                    "system_unit_as_user_with_private_tmp_keeps_its_pacing",
-                    $suite,
-                    || user_limits($suite, true),
-                );
+                user_limits($suite, true);
             }
             #[test]
             fn on_failure_planned_restart_crash_stop() {
-                timed("on_failure_planned_restart_crash_stop", $suite, || {
-                    on_failure($suite, true)
-                });
+                on_failure($suite, true);
             }
             #[test]
             fn on_failure_control() {
-                timed("on_failure_control", $suite, || on_failure($suite, false));
+                on_failure($suite, false);
             }
             #[test]
             fn restart_steps_are_not_stacked_with_backoff() {
-                timed("restart_steps_are_not_stacked_with_backoff", $suite, || {
-                    restart_steps($suite)
-                });
+                restart_steps($suite);
             }
         }
     };

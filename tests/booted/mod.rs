@@ -145,6 +145,8 @@ pub struct Container {
     pub rootfs_build: Duration,
     /// Time from nspawn's start to `is-system-running` answering running or degraded.
     pub boot_time: Duration,
+    /// When this test had the machine to itself (the lock taken), for the timing line.
+    since: Instant,
     _machine_lock: Flock<fs::File>,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
@@ -216,6 +218,7 @@ impl Container {
             cgroups,
             rootfs_build,
             boot_time: Duration::ZERO,
+            since: Instant::now(),
             _machine_lock: machine_lock,
             _one_at_a_time: lock,
         };
@@ -703,6 +706,12 @@ impl Drop for Container {
             eprintln!("booted {}: {}", self.suite.name(), self.context());
         }
         self.shutdown();
+        eprintln!(
+            "timing: {} {}: {:.1} s from the lock to the container's cleanup",
+            self.suite.name(),
+            thread::current().name().unwrap_or("?"),
+            self.since.elapsed().as_secs_f64()
+        );
         // The writable layer: files of the container's users, device nodes for whiteouts.
         let _ = Command::new("rm")
             .args(["-rf", "--one-file-system"])
