@@ -242,6 +242,46 @@ fn user_limits(suite: Suite, private_tmp: bool) {
     c.wait_state(Scope::System, UNIT, UP_TIMEOUT, |s| s.is_running());
 }
 
+/// A system unit run as `User=hermes` whose user cannot reach the manager (`/run/dbus`
+/// inaccessible, as hardened units have it): gwshim cannot read the unit's limits, says so once
+/// per start at warning priority, naming the unit, and falls back to systemd's defaults.
+fn user_query_refused(suite: Suite) {
+    let Some(c) = installed(suite, Scope::System, true, &[]) else {
+        return;
+    };
+    c.write_dropin(
+        Scope::System,
+        UNIT,
+        "nobus",
+        "[Unit]\nStartLimitBurst=20\nStartLimitIntervalSec=30\n\
+         [Service]\nRestart=on-failure\nRestartSec=500ms\nInaccessiblePaths=/run/dbus\n",
+    );
+    c.systemctl_ok(Scope::System, &["start", UNIT]);
+    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    for k in 1..=2 {
+        c.reset_gateway_starts();
+        c.sh_ok(&format!("kill -KILL {pid}"));
+        match after_kill(&c, Scope::System, pid) {
+            After::Back(new) => pid = new,
+            After::Failed(st) => panic!("failed after kill {k}: {st:?}{}", c.context()),
+        }
+    }
+    let warnings = unit_journal(&c, Scope::System, "-p warning");
+    let said = warnings
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(
+                "gwshim: warning: cannot read the limits of {UNIT}"
+            ))
+        })
+        .count();
+    assert_eq!(said, 3, "one warning per start (3 starts):\n{warnings}");
+    assert!(
+        warnings.contains("assuming systemd's defaults, 5 starts per 10 s"),
+        "{warnings}"
+    );
+}
+
 /// `systemctl reload` (a new gateway pid, the unit active), `systemctl stop` (inactive, nothing
 /// of the gateway left), then stale pid files cleaned and the next `systemctl start` up at once;
 /// `journalctl -p warning` shows gwshim's warnings and not its other lines.
@@ -462,6 +502,10 @@ macro_rules! cases {
             #[test]
             fn system_unit_as_user_keeps_its_own_limits() {
                 user_limits($suite, false);
+            }
+            #[test]
+            fn system_unit_as_user_that_cannot_ask_falls_back_and_says_so() {
+                user_query_refused($suite);
             }
             #[test]
             fn system_unit_as_user_with_private_tmp_keeps_its_pacing() {
