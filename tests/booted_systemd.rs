@@ -1,7 +1,7 @@
 //! gwshim and the Hermes gateway as users run them: a booted Debian container (systemd as pid 1,
 //! tests/booted/mod.rs), hermes-agent 0.19.0, the unit `hermes gateway install [--system]`
 //! writes, and gwshim's drop-in from `contrib/hermes/install-dropin.sh`. Every case runs on
-//! Debian 12 (systemd 252) and Debian 13 (systemd 257): `debian12::NAME`, `debian13::NAME`.
+//! Debian 12 (systemd 252) and Debian 13 (systemd 257): `NAME::debian12`, `NAME::debian13`.
 //! Each case with gwshim has its control (the same unit, no drop-in) where the control shows
 //! the failure. See docs/booted-systemd.md.
 //!
@@ -474,58 +474,48 @@ fn restart_steps(suite: Suite) {
     }
 }
 
-macro_rules! cases {
-    ($m:ident, $suite:expr) => {
-        mod $m {
+/// One case on both versions: `CASE::debian12` and `CASE::debian13`. Named so, the two run side
+/// by side (cargo runs tests in name order, and one container per version may run at a time).
+macro_rules! case {
+    ($name:ident, $run:expr) => {
+        mod $name {
             use super::*;
 
             #[test]
-            fn seed_system_unit_under_gwshim() {
-                seed($suite, Scope::System, true);
+            fn debian12() {
+                let run: fn(Suite) = $run;
+                run(Suite::Bookworm);
             }
             #[test]
-            fn seed_system_unit_control() {
-                seed($suite, Scope::System, false);
-            }
-            #[test]
-            fn seed_user_unit_under_gwshim() {
-                seed($suite, Scope::User, true);
-            }
-            #[test]
-            fn seed_user_unit_control() {
-                seed($suite, Scope::User, false);
-            }
-            #[test]
-            fn reload_stop_start_and_journal_warnings() {
-                reload_stop_start($suite);
-            }
-            #[test]
-            fn system_unit_as_user_keeps_its_own_limits() {
-                user_limits($suite, false);
-            }
-            #[test]
-            fn system_unit_as_user_that_cannot_ask_falls_back_and_says_so() {
-                user_query_refused($suite);
-            }
-            #[test]
-            fn system_unit_as_user_with_private_tmp_keeps_its_pacing() {
-                user_limits($suite, true);
-            }
-            #[test]
-            fn on_failure_planned_restart_crash_stop() {
-                on_failure($suite, true);
-            }
-            #[test]
-            fn on_failure_control() {
-                on_failure($suite, false);
-            }
-            #[test]
-            fn restart_steps_are_not_stacked_with_backoff() {
-                restart_steps($suite);
+            fn debian13() {
+                let run: fn(Suite) = $run;
+                run(Suite::Trixie);
             }
         }
     };
 }
 
-cases!(debian12, Suite::Bookworm);
-cases!(debian13, Suite::Trixie);
+case!(seed_system_unit_under_gwshim, |s| seed(
+    s,
+    Scope::System,
+    true
+));
+case!(seed_system_unit_control, |s| seed(s, Scope::System, false));
+case!(seed_user_unit_under_gwshim, |s| seed(s, Scope::User, true));
+case!(seed_user_unit_control, |s| seed(s, Scope::User, false));
+case!(reload_stop_start_and_journal_warnings, reload_stop_start);
+case!(system_unit_as_user_keeps_its_own_limits, |s| user_limits(
+    s, false
+));
+case!(system_unit_as_user_with_private_tmp_keeps_its_pacing, |s| {
+    user_limits(s, true)
+});
+case!(
+    system_unit_as_user_that_cannot_ask_falls_back_and_says_so,
+    user_query_refused
+);
+case!(on_failure_planned_restart_crash_stop, |s| on_failure(
+    s, true
+));
+case!(on_failure_control, |s| on_failure(s, false));
+case!(restart_steps_are_not_stacked_with_backoff, restart_steps);

@@ -25,8 +25,10 @@
 //! harness makes (one per hierarchy), in a private mount namespace that holds the overlay.
 //! Everything is driven with `nsenter` into the container's namespaces.
 //!
-//! One container at a time, machine-wide: `Container::boot` holds a process-wide mutex and a
-//! flock (`$TMPDIR/gwshim-booted.lock`) until the container is dropped. Dropping it powers the
+//! One container per Debian suite at a time, machine-wide: `Container::boot` holds a mutex and
+//! a flock per suite (`$TMPDIR/gwshim-booted-SUITE.lock`) until the container is dropped, so a
+//! Debian 12 and a Debian 13 container may run side by side (the tests mostly wait on systemd's
+//! timers, so that halves their time at little cost in CPU). Dropping it powers the
 //! container off (SIGTERM to nspawn, bounded), SIGKILLs whatever is left in its cgroups by pid,
 //! removes the cgroups deepest first (the overlay mount dies with its namespace) and removes
 //! the overlay's writable layer. Every wait is bounded. With GWSHIM_KEEP_TEST_DIR=1, or when the
@@ -77,7 +79,8 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 const POWEROFF_TIMEOUT: Duration = Duration::from_secs(30);
 const CGROUP_PREFIX: &str = "gwshim-booted-";
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// One per suite, in `Suite` order.
+static ONE_AT_A_TIME: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The Debian releases the tests boot.
@@ -156,14 +159,16 @@ impl Container {
     /// not root, a missing tool, no cgroup2 for a systemd that needs it, a root file system
     /// that cannot be built (no network). A container that does not come up is a panic.
     pub fn boot(suite: Suite) -> Result<Container, String> {
-        let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = ONE_AT_A_TIME[suite as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         preflight()?;
         let gwshim = static_gwshim()?;
         let t0 = Instant::now();
         prepare_rootfs_all();
         let (rootfs, built) = rootfs(suite)?;
         let rootfs_build = if built { t0.elapsed() } else { Duration::ZERO };
-        let machine_lock = machine_lock();
+        let machine_lock = machine_lock(suite);
         sweep_stale_cgroups();
 
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -186,7 +191,7 @@ impl Container {
             "--console=passive",
             "--private-network",
             "--machine",
-            "gwshim-booted",
+            &format!("gwshim-booted-{}", suite.name()),
         ]);
         // A pure cgroup2 hierarchy in the container, as on a current Debian host (257 refuses
         // to boot on the legacy one without a taint); nspawn sets it up on a hybrid host too.
@@ -536,13 +541,12 @@ impl Container {
     pub fn hermes_install(&self, scope: Scope) -> String {
         match scope {
             Scope::System => {
-                let out = self.sh_ok(&format!(
+                // Run as root, hermes leaves root-owned files in ~/.hermes: the gateway would
+                // die of EACCES on logs/agent.log.
+                self.sh_ok(&format!(
                     "SUDO_USER={USER} hermes gateway install --system 2>&1 && \
                      chown -R {USER}:{USER} /home/{USER}"
-                ));
-                // Run as root, hermes leaves root-owned files behind: the gateway would die
-                // of EACCES on logs/agent.log.
-                out
+                ))
             }
             Scope::User => {
                 self.enable_linger();
@@ -856,10 +860,11 @@ pub fn rootfs(suite: Suite) -> Result<(PathBuf, bool), String> {
     Ok((path, true))
 }
 
-/// The machine-wide lock: waits (bounded) for another test process's container to go.
-fn machine_lock() -> Flock<fs::File> {
+/// The machine-wide lock of a suite: waits (bounded) for another test process's container of
+/// that suite to go.
+fn machine_lock(suite: Suite) -> Flock<fs::File> {
     flock_within(
-        &std::env::temp_dir().join("gwshim-booted.lock"),
+        &std::env::temp_dir().join(format!("gwshim-booted-{}.lock", suite.name())),
         LOCK_TIMEOUT,
     )
 }
