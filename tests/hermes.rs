@@ -1068,6 +1068,13 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     );
     let st = m.state(UNIT);
     assert_eq!(st.n_restarts, 1, "{st:?}");
+    // gwshim's pacing history is in the folder the drop-in has systemd make for it
+    // (RuntimeDirectory=gwshim-%N, preserved), not in a temp dir.
+    let history = m
+        .runtime_dir()
+        .join("gwshim-hermes-gateway")
+        .join(format!("{UNIT}.pacing"));
+    assert!(history.is_file(), "no {}{}", history.display(), m.context());
 
     // stop: the gateway exits 1 (an unexpected SIGTERM), gwshim 0: inactive, not failed.
     m.stop(UNIT);

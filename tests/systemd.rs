@@ -1,6 +1,8 @@
 //! gwshim under a real systemd: the machine's own `systemd --user` in a private mount namespace
-//! (harness: tests/systemd_harness/mod.rs). Every case runs the same unit twice: once without gwshim
+//! (harness: tests/systemd_harness/mod.rs). Most cases run the same unit twice: once without gwshim
 //! (the control, which shows the failure and so proves the harness can fail) and once with it.
+//! No test unit uses systemd's default limits (5 starts per 10 s, RestartSec=100ms): a gwshim
+//! that paced by the defaults instead of the unit's own limits must fail here.
 //! Each test starts its own manager; the harness runs one manager at a time.
 //!
 //! Run only these: `cargo test --release --test systemd` (add `-- --include-ignored` for the
@@ -511,4 +513,139 @@ fn an_operators_start_begins_a_fresh_backoff() {
         10 * SEC,
     );
     m.stop("fresh.service");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A unit that runs gwshim as a non-root User= with PrivateTmp=yes (as the system unit of
+//    `hermes gateway install --system` runs the gateway). In this harness the manager is root's
+//    user manager: the user cannot reach it with `systemctl --user`, so gwshim falls back to
+//    assumed limits and must say so. Its pacing history must survive the restarts: under
+//    PrivateTmp=yes the temp dir is new at every start, the user cannot write /run/gwshim, so it
+//    needs the folder the drop-in has systemd make (contrib/hermes/gwshim.conf.in).
+
+/// The drop-in's lines for gwshim's state folder: the `RuntimeDirectory*=` lines of
+/// contrib/hermes/gwshim.conf.in.
+fn state_folder_lines() -> String {
+    let template = include_str!("../contrib/hermes/gwshim.conf.in");
+    let lines: Vec<&str> = template
+        .lines()
+        .filter(|l| l.starts_with("RuntimeDirectory"))
+        .collect();
+    assert!(!lines.is_empty(), "no RuntimeDirectory= in the template");
+    lines.join("\n")
+}
+
+/// Runs a unit as `nobody` with PrivateTmp=yes whose service fails at once, always, until
+/// systemd has restarted it `restarts` times; returns the log of those runs. gwshim is copied
+/// where `nobody` can run it, out of the private /tmp.
+fn run_as_nobody(m: &Manager, name: &str, extra: &str, restarts: u32) -> String {
+    let bin = "/run/systemd/gwshim-test/gwshim";
+    m.in_namespace(&format!(
+        "mkdir -p /run/systemd/gwshim-test && cp {GWSHIM} {bin} && chmod 0755 {bin}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // As /run is on a booted system: others may pass through (the manager's runtime folder is
+    // the %t of RuntimeDirectory=), not list or write.
+    std::fs::set_permissions(
+        m.runtime_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod the runtime folder");
+    let unit_text = unit(
+        "StartLimitBurst=30\nStartLimitIntervalSec=40",
+        &format!("{bin} --backoff 200ms:1min -- /bin/sh -c 'exit 1'"),
+        &format!(
+            "User=nobody\nPrivateTmp=yes\nRestart=on-failure\nRestartSec=300ms\n\
+             RestartForceExitStatus=75\n{extra}"
+        ),
+    );
+    m.install_unit(name, &unit_text);
+    let mark = m.log_mark();
+    m.start(name);
+    m.wait_until_every("the restarts", 30 * SEC, Duration::from_millis(200), |m| {
+        let st = m.state(name);
+        assert!(!st.is_failed(), "{st:?}{}", m.context());
+        (st.n_restarts >= restarts).then_some(())
+    });
+    m.stop(name);
+    m.log_since(mark)
+}
+
+/// gwshim said once per start that it cannot read the unit's limits, which unit and why.
+fn assert_fallback_said_once_per_start(log: &str, name: &str, m: &Manager) {
+    let starts = log.matches("gwshim: started /bin/sh").count();
+    let warning = format!(
+        "gwshim: warning: cannot read the limits of {name}: systemctl --user show {name} \
+         failed (exit status: 1): Failed to connect to bus: "
+    );
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("cannot read")).collect();
+    assert!(starts >= 4, "{}", m.context());
+    assert_eq!(warnings.len(), starts, "once per start{}", m.context());
+    for w in warnings {
+        assert!(
+            w.starts_with(&warning) && w.ends_with("; assuming systemd's defaults, 5 starts per 10 s, RestartSec=100ms (--start-limit and --restart-sec set them)"),
+            "{w:?}{}",
+            m.context()
+        );
+    }
+}
+
+#[test]
+fn as_a_user_with_private_tmp_the_history_survives_in_the_dropins_folder() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let log = run_as_nobody(&m, "private.service", &state_folder_lines(), 4);
+    assert_fallback_said_once_per_start(&log, "private.service", &m);
+    // The backoff went on across the restarts: the history was there at every start.
+    for n in 2..=4 {
+        assert!(
+            log.contains(&format!("(backoff: {n} fast failures in a row)")),
+            "{n}{}",
+            m.context()
+        );
+    }
+    // In the folder systemd made for gwshim, owned by the unit's user and kept after the stop.
+    let file = m
+        .runtime_dir()
+        .join("gwshim-private/private.service.pacing");
+    let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+}
+
+/// The control: the same unit without the drop-in's folder loses its history at every start.
+#[test]
+fn as_a_user_with_private_tmp_the_history_is_lost_without_the_dropins_folder() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    let log = run_as_nobody(&m, "lost.service", "", 4);
+    assert_fallback_said_once_per_start(&log, "lost.service", &m);
+    assert!(!log.contains("fast failures in a row"), "{}", m.context());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Unit names as the cgroup gives them, odd ones included, reach systemctl intact.
+
+#[test]
+fn odd_unit_names_are_asked_about_safely() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    // "_under.service" runs in the cgroup "__under.service" (systemd's cgroup escape).
+    for name in ["-odd.service", "odd\\x2dname.service", "_under.service"] {
+        // One start per 17 s: the first fast failure already waits for this unit's limit.
+        let text = unit(
+            "StartLimitBurst=1\nStartLimitIntervalSec=17",
+            &format!("{GWSHIM} --backoff 0 -- /bin/sh -c 'exit 1'"),
+            "Restart=on-failure\nRestartSec=700ms",
+        );
+        m.install_unit(name, &text);
+        let mark = m.log_mark();
+        m.systemctl_ok(&["start", "--", name]);
+        m.wait_log(mark, "stays under StartLimitBurst=1/17s", 10 * SEC);
+        m.systemctl_ok(&["stop", "--", name]);
+        let log = m.log_since(mark);
+        assert!(!log.contains("cannot read"), "{name}{}", m.context());
+    }
 }
