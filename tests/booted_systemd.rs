@@ -308,12 +308,17 @@ fn reload_stop_start(suite: Suite) {
     assert!(!c.alive(first), "the old gateway {first} is gone");
     eprintln!("reload: gateway {first} -> {second}, {st:?}");
 
+    let cgroup = format!("/sys/fs/cgroup/system.slice/{UNIT}/cgroup.procs");
+    assert!(
+        !c.read(&cgroup).trim().is_empty(),
+        "no processes in {cgroup} while the unit runs"
+    );
     c.systemctl_ok(Scope::System, &["stop", UNIT]);
     let st = c.state(Scope::System, UNIT);
     assert_eq!(st.active, "inactive", "after stop: {st:?}");
     let left = c.processes("gateway run");
     assert!(left.is_empty(), "left after stop: {left:?}");
-    let procs = c.read(&format!("/sys/fs/cgroup/system.slice/{UNIT}/cgroup.procs"));
+    let procs = c.read(&cgroup);
     assert!(
         procs.trim().is_empty(),
         "processes left in the unit's cgroup: {procs}"
