@@ -274,8 +274,9 @@ fn the_dropins_comments_follow_the_options_written() {
     for line in [
         "# sd_notify is relayed",
         "# The gateway sees HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1",
-        "# gwshim passes 75 (restart now) and 78 (fatal config) through, any other failure becomes 75;",
-        "RestartForceExitStatus=75",
+        "# gwshim passes 75 (restart now) and 78 (fatal config) through, any other failure becomes 70;",
+        "\nEnvironment=GWSHIM_RESTART_STATUS=70\nRestartForceExitStatus=75 70\n",
+        "\nSuccessExitStatus=75\n",
         "# gwshim exits 0 after `systemctl stop`",
         "within --grace (5 s)",
         "\nNotifyAccess=main\n",
@@ -299,7 +300,7 @@ fn the_dropins_comments_follow_the_options_written() {
         "# --no-notify-relay:",
         "# --no-supervisor-env: gwshim does not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1",
         "# gwshim passes 75, 78, 2 through, any other failure becomes 76;",
-        "RestartForceExitStatus=76",
+        "# --restart-status 76: a crash exits 76.\nRestartForceExitStatus=75 76\n",
         "within --grace (12 s)",
     ] {
         assert!(custom.contains(line), "{line:?} in\n{custom}");
@@ -313,7 +314,7 @@ fn the_dropins_comments_follow_the_options_written() {
         "sd_notify is relayed",
         "The gateway sees",
         "(5 s)",
-        "=75\n",
+        "GWSHIM_RESTART_STATUS",
         "NotifyAccess=main\n",
     ] {
         assert!(!custom.contains(stale), "{stale:?} in\n{custom}");

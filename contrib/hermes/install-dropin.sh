@@ -255,7 +255,7 @@ line="$prefix$line -- $command"
 
 # The template's comments say what these options do (option words only; GWSHIM_* variables
 # in the unit's Environment= are not looked at).
-grace=5 restart_status=75 keep="75 (restart now) and 78 (fatal config)"
+grace=5 restart_status= keep="75 (restart now) and 78 (fatal config)"
 leave=0 transparent=0 no_relay=0 no_env=0
 for ((i = 0; i < ${#words[@]}; i++)); do
   w=${words[i]} next=${words[i + 1]:-}
@@ -286,6 +286,20 @@ if [ "$no_env" = 1 ]; then
 else
   supervisor_env="The gateway sees HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1, so /restart exits 75 for systemd."
 fi
+# A crash exits 70 rather than gwshim's default 75 unless --restart-status says otherwise, so
+# that SuccessExitStatus=75 makes only a planned restart a success (OnFailure= on systemd 254+).
+if [ "$transparent" = 1 ]; then
+  restart_env="# --transparent: the gateway's own failure statuses reach systemd."
+  force=75
+elif [ -n "$restart_status" ]; then
+  restart_env="# --restart-status $restart_status: a crash exits $restart_status."
+  force="75 $restart_status"
+else
+  restart_status=70
+  restart_env="Environment=GWSHIM_RESTART_STATUS=70"
+  force="75 70"
+fi
+[ "$force" = "75 75" ] && force=75
 if [ "$transparent" = 1 ]; then
   statuses="--transparent: gwshim exits with the gateway's own status (none becomes 75);"
   stop="--transparent: after \`systemctl stop\` gwshim exits with the gateway's status (1 on an
@@ -311,7 +325,8 @@ text=${text//@NOTIFY@/"$notify"}
 text=${text//@NOTIFY_ACCESS@/"$notify_access"}
 text=${text//@SUPERVISOR_ENV@/"$supervisor_env"}
 text=${text//@STATUSES@/"$statuses"}
-text=${text//@RESTART_STATUS@/"$restart_status"}
+text=${text//@RESTART_ENV@/"$restart_env"}
+text=${text//@FORCE_STATUSES@/"$force"}
 text=${text//@STOP@/"$stop"}
 text=${text//@LEFTOVERS@/"$leftovers"}
 
