@@ -87,13 +87,7 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn open(target: UnixAddr, noun: &'static str) -> Result<Notifier, String> {
-        let sock = socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(|e| format!("socket: {e}"))?;
+        let sock = datagram_socket()?;
         Ok(Notifier { sock, target, noun })
     }
 
@@ -124,6 +118,17 @@ impl Notifier {
     }
 }
 
+/// A unix datagram socket that never blocks gwshim and is not inherited by the child.
+fn datagram_socket() -> Result<OwnedFd, String> {
+    socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| format!("socket: {e}"))
+}
+
 /// The datagram for a status line. Pure.
 pub fn status_message(text: &str, stopping: bool) -> String {
     let line: String = text
@@ -141,13 +146,7 @@ impl Relay {
     pub fn open(target: UnixAddr, dir: &Path) -> Result<Relay, String> {
         let path = dir.join(format!("notify-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let sock = socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(|e| format!("socket: {e}"))?;
+        let sock = datagram_socket()?;
         let addr = UnixAddr::new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         bind(sock.as_raw_fd(), &addr).map_err(|e| format!("bind {}: {e}", path.display()))?;
         // Learn who sent each datagram, for the logs.

@@ -1383,6 +1383,31 @@ fn assert_one_gateway_under_the_unit(m: &Manager, hermes_home: &Path, gateway: i
     assert_eq!(ppid(gateway), Some(st.main_pid as i32));
 }
 
+/// The unit as `hermes gateway install` writes it, from hermes's own generator (`install`
+/// itself refuses a HERMES_HOME in /tmp), as if on a host rather than in a container.
+fn generated_unit(m: &Manager, venv: &Path, hermes_home: &Path) -> String {
+    let gen_code = "import hermes_constants as h; h._container_detected = False; \
+        from hermes_cli.gateway import generate_systemd_unit; print(generate_systemd_unit(), end='')";
+    let (code, unit_text) = hermes_in(m, venv, hermes_home, gen_code, &[]);
+    assert_eq!(code, Some(0), "{unit_text}");
+    unit_text
+}
+
+/// Installs `unit_text` where hermes looks for it, its output to the test log (no journal
+/// here), then the gwshim drop-in.
+fn install_generated_unit(m: &Manager, unit_text: &str) {
+    let unit_dir = m.dir().join("home/.config/systemd/user");
+    fs::create_dir_all(unit_dir.join(format!("{UNIT}.d"))).unwrap();
+    fs::write(unit_dir.join(UNIT), unit_text).unwrap();
+    fs::write(
+        unit_dir.join(format!("{UNIT}.d/harness.conf")),
+        "[Service]\nStandardOutput=tty\nStandardError=tty\n",
+    )
+    .unwrap();
+    m.systemctl_ok(&["daemon-reload"]);
+    install_dropin(m, &["--gwshim", GWSHIM]);
+}
+
 #[test]
 fn hermes_commands_under_the_unit() {
     let Some((venv, _one)) = setup() else { return };
@@ -1392,23 +1417,8 @@ fn hermes_commands_under_the_unit() {
     let hermes_home = m.dir().join("hermes-home");
     fs::create_dir_all(&hermes_home).unwrap();
     let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
-    // The unit as `hermes gateway install` writes it (hermes's own generator; `install` itself
-    // refuses a HERMES_HOME in /tmp), where hermes looks for it; the output to the test log
-    // (no journal here); then the gwshim drop-in.
-    let gen_code = "import hermes_constants as h; h._container_detected = False; \
-        from hermes_cli.gateway import generate_systemd_unit; print(generate_systemd_unit(), end='')";
-    let (code, unit_text) = hermes_in(&m, venv, &hermes_home, gen_code, &[]);
-    assert_eq!(code, Some(0), "{unit_text}");
-    let unit_dir = m.dir().join("home/.config/systemd/user");
-    fs::create_dir_all(unit_dir.join(format!("{UNIT}.d"))).unwrap();
-    fs::write(unit_dir.join(UNIT), &unit_text).unwrap();
-    fs::write(
-        unit_dir.join(format!("{UNIT}.d/harness.conf")),
-        "[Service]\nStandardOutput=tty\nStandardError=tty\n",
-    )
-    .unwrap();
-    m.systemctl_ok(&["daemon-reload"]);
-    install_dropin(&m, &["--gwshim", GWSHIM]);
+    let unit_text = generated_unit(&m, venv, &hermes_home);
+    install_generated_unit(&m, &unit_text);
     assert!(m.prop(UNIT, "ExecStart").contains(GWSHIM));
     let hermes = |args: &[&str]| hermes_in(&m, venv, &hermes_home, HERMES_ON_A_HOST, args);
 
@@ -1491,10 +1501,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
     )
     .unwrap();
     let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
-    let gen_code = "import hermes_constants as h; h._container_detected = False; \
-        from hermes_cli.gateway import generate_systemd_unit; print(generate_systemd_unit(), end='')";
-    let (code, unit_text) = hermes_in(&m, venv, &hermes_home, gen_code, &[]);
-    assert_eq!(code, Some(0), "{unit_text}");
+    let unit_text = generated_unit(&m, venv, &hermes_home);
     for line in [
         "Type=notify",
         "NotifyAccess=main",
@@ -1502,16 +1509,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
     ] {
         assert!(unit_text.contains(line), "{line}: {unit_text}");
     }
-    let unit_dir = m.dir().join("home/.config/systemd/user");
-    fs::create_dir_all(unit_dir.join(format!("{UNIT}.d"))).unwrap();
-    fs::write(unit_dir.join(UNIT), &unit_text).unwrap();
-    fs::write(
-        unit_dir.join(format!("{UNIT}.d/harness.conf")),
-        "[Service]\nStandardOutput=tty\nStandardError=tty\n",
-    )
-    .unwrap();
-    m.systemctl_ok(&["daemon-reload"]);
-    install_dropin(&m, &["--gwshim", GWSHIM]);
+    install_generated_unit(&m, &unit_text);
 
     // Active only once the gateway's READY=1 came (with its STATUS=): before, `activating`
     // with the gateway already running under gwshim.

@@ -23,17 +23,23 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use nix::fcntl::{Flock, FlockArg};
+#[path = "../sandbox/mod.rs"]
+mod sandbox;
+
+use nix::fcntl::Flock;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
+pub use sandbox::run_bounded;
+use sandbox::{
+    flock_within, kill_cgroups, make_cgroups, remove_cgroups, sweep_stale_cgroups, wait_child,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
@@ -127,7 +133,7 @@ impl Manager {
         static PREFLIGHT: OnceLock<Result<(), String>> = OnceLock::new();
         PREFLIGHT.get_or_init(preflight).clone()?;
         let machine_lock = machine_lock();
-        sweep_stale_cgroups();
+        sweep_stale_cgroups(CGROUP_PREFIX, |_| {});
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("{CGROUP_PREFIX}{}-{n}", std::process::id());
         let cgroups = make_cgroups(&name)?;
@@ -681,24 +687,10 @@ impl StandIn {
 
 /// The machine-wide lock: waits (bounded) for another test process's manager to finish.
 fn machine_lock() -> Flock<fs::File> {
-    let path = std::env::temp_dir().join("gwshim-systemd-harness.lock");
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return lock,
-            Err((f, _)) => file = f,
-        }
-        if Instant::now() > deadline {
-            panic!("{} still locked after {LOCK_TIMEOUT:?}", path.display());
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    flock_within(
+        &std::env::temp_dir().join("gwshim-systemd-harness.lock"),
+        LOCK_TIMEOUT,
+    )
 }
 
 /// The Python for the helper: $GWSHIM_TEST_PYTHON, else /usr/bin/python3 if there (a version
@@ -751,137 +743,6 @@ fn preflight() -> Result<(), String> {
     }
 }
 
-/// The cgroup hierarchies the manager needs a folder in: the unified one (on a pure v2 host
-/// /sys/fs/cgroup itself) and, on a v1 or hybrid host, the name=systemd one.
-fn cgroup_roots() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.controllers").exists() {
-        return vec![base.to_path_buf()];
-    }
-    ["systemd", "unified"]
-        .iter()
-        .map(|h| base.join(h))
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect()
-}
-
-fn make_cgroups(name: &str) -> Result<Vec<PathBuf>, String> {
-    let roots = cgroup_roots();
-    if roots.is_empty() {
-        return Err("no name=systemd or unified cgroup hierarchy under /sys/fs/cgroup".into());
-    }
-    let mut made = Vec::new();
-    for root in roots {
-        let dir = root.join(name);
-        if let Err(e) = fs::create_dir(&dir) {
-            remove_cgroups(&made);
-            return Err(format!("cannot create cgroup {}: {e}", dir.display()));
-        }
-        made.push(dir);
-    }
-    Ok(made)
-}
-
-/// Every folder of a cgroup tree, deepest first.
-fn cgroup_tree(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(cgroup_tree(&e.path()));
-            }
-        }
-    }
-    if dir.is_dir() {
-        out.push(dir.to_path_buf());
-    }
-    out
-}
-
-fn cgroup_pids(dirs: &[PathBuf]) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for root in dirs {
-        for d in cgroup_tree(root) {
-            let text = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
-/// SIGKILLs every process in the cgroup trees, by pid, until they are empty (bounded).
-fn kill_cgroups(dirs: &[PathBuf]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pids = cgroup_pids(dirs);
-        if pids.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            eprintln!("systemd harness: pids {pids:?} survive SIGKILL in {dirs:?}");
-            return;
-        }
-        for p in pids {
-            if p > 1 && p as u32 != std::process::id() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Removes the cgroup trees, deepest folders first (bounded retries: a killed process may take
-/// a moment to leave).
-fn remove_cgroups(dirs: &[PathBuf]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for root in dirs {
-        loop {
-            let mut all = true;
-            for d in cgroup_tree(root) {
-                if fs::remove_dir(&d).is_err() && d.exists() {
-                    all = false;
-                }
-            }
-            if all || Instant::now() > deadline {
-                if !all {
-                    eprintln!(
-                        "systemd harness: could not remove cgroup {}",
-                        root.display()
-                    );
-                }
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Cgroups of an earlier test process that died without cleaning up: `gwshim-test-PID-N` whose
-/// PID no longer exists. Kills what is left in them and removes them.
-fn sweep_stale_cgroups() {
-    for root in cgroup_roots() {
-        let Ok(entries) = fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(CGROUP_PREFIX) else {
-                continue;
-            };
-            let Some(Ok(pid)) = rest.split('-').next().map(str::parse::<u32>) else {
-                continue;
-            };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                let dirs = [e.path()];
-                kill_cgroups(&dirs);
-                remove_cgroups(&dirs);
-            }
-        }
-    }
-}
-
 /// Whether a process exists and is not a zombie.
 fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -891,53 +752,4 @@ fn alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
         Err(_) => false,
     }
-}
-
-/// Waits for a child of ours, at most `timeout`.
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs a command with its output captured, killing it (by pid) after `timeout`.
-pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = match wait_child(&mut child, timeout) {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("still running after {timeout:?}; killed"));
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
 }
