@@ -4,6 +4,7 @@
 //!
 //! The start history lives in a small state file that outlives the unit's restarts.
 
+use crate::exit::ChildEnd;
 use crate::signals::{self, Signals};
 use crate::unit::Settings;
 use crate::{reap, timespan};
@@ -135,6 +136,14 @@ pub struct Plan {
     pub wait: Duration,
     pub cause: Option<Cause>,
     pub fast_failures: u32,
+}
+
+/// A restart someone asked for: SIGUSR1 reached the child, or the child itself exited 75 and
+/// gwshim passes that on (the gateway's planned restart after `/restart`, `/update`, or a
+/// SIGUSR1 that `hermes gateway restart` sent it directly). A crash rewritten to 75 is not. Pure.
+pub fn is_planned_restart(ended: &crate::supervisor::Ended, status: i32) -> bool {
+    const PLANNED: i32 = 75;
+    ended.restart_requested || (status == PLANNED && ended.end == ChildEnd::Exited(PLANNED))
 }
 
 /// What to do before an exit that systemd will answer with a new start. `planned` is a
@@ -576,6 +585,7 @@ impl Pacer {
         if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
             return WaitEnd::Elapsed;
         }
+        let planned = is_planned_restart(ended, status);
         let mut history = match &self.store {
             Some(store) => store.load(&self.boot_id),
             None => History::default(),
@@ -584,7 +594,7 @@ impl Pacer {
             &history,
             now_ms(),
             uptime,
-            ended.restart_requested,
+            planned,
             &self.settings,
             &self.backoff,
         );
@@ -595,7 +605,7 @@ impl Pacer {
         if p.wait.is_zero() {
             return WaitEnd::Elapsed;
         }
-        let how = if ended.restart_requested {
+        let how = if planned {
             "restarted as asked"
         } else {
             "failed"
@@ -606,12 +616,7 @@ impl Pacer {
             describe(&p, &self.settings, &self.service)
         );
         if let Some(n) = notifier {
-            n.status(&status_line(
-                &p,
-                &self.settings,
-                n.noun,
-                ended.restart_requested,
-            ));
+            n.status(&status_line(&p, &self.settings, n.noun, planned));
         }
         wait(signals, p.wait, main, self.stop_signals)
     }
@@ -621,6 +626,34 @@ impl Pacer {
 mod tests {
     use super::*;
     use crate::unit::Restart;
+
+    #[test]
+    fn knows_a_planned_restart() {
+        use crate::supervisor::Ended;
+        let ended = |end, restart_requested| Ended {
+            end,
+            stop: None,
+            reached: signals::Set::default(),
+            restart_requested,
+        };
+        // (how the child ended, SIGUSR1 reached it, gwshim's status) -> planned
+        let table = [
+            (ChildEnd::Exited(75), false, 75, true),
+            (ChildEnd::Exited(75), true, 75, true),
+            (ChildEnd::Exited(1), true, 75, true),
+            (ChildEnd::Exited(1), false, 75, false),
+            (ChildEnd::Signaled(9), false, 75, false),
+            (ChildEnd::Exited(75), false, 70, false),
+            (ChildEnd::Exited(3), false, 3, false),
+        ];
+        for (end, usr1, status, want) in table {
+            assert_eq!(
+                is_planned_restart(&ended(end, usr1), status),
+                want,
+                "{end:?} {usr1} {status}"
+            );
+        }
+    }
 
     fn settings(burst: u32, interval_s: u64, restart_ms: u64) -> Settings {
         Settings {

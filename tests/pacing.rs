@@ -244,6 +244,52 @@ fn a_planned_restart_skips_the_backoff() {
 }
 
 #[test]
+fn a_childs_own_75_is_a_planned_restart_too() {
+    // The gateway exits 75 after `/restart`, or after a SIGUSR1 that `hermes gateway restart`
+    // sent it directly: no signal passed through gwshim, and still no backoff is due.
+    let dir = state_dir("own75");
+    let opts = ["--name", "q", "--start-limit", "0", "--backoff", "60s:60s"];
+    fs::write(
+        dir.join("q.pacing"),
+        format!(
+            "gwshim-pacing 1\nboot {}\nfast-failures 2\nstarts\n",
+            fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .expect("boot id")
+                .trim()
+        ),
+    )
+    .expect("plant state");
+    let (out, took) = run(&dir, &opts, "exit 75");
+    assert_eq!(out.status.code(), Some(75));
+    assert!(!stderr(&out).contains("waiting"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(30), "waited {took:?}");
+    assert!(state_file(&dir, "q").contains("fast-failures 2\n"));
+    // A crash that gwshim rewrites to 75 is still a fast failure: the 60 s backoff starts
+    // (and a stop signal ends the wait at once).
+    let mut child = gwshim(&dir, &opts, "exit 1").spawn().expect("spawn");
+    let text = read_until_waiting(&mut child);
+    assert!(text.contains("waiting"), "{text}");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("kill");
+    wait_bounded(&mut child, Duration::from_secs(10));
+    assert!(state_file(&dir, "q").contains("fast-failures 3\n"));
+}
+
+/// Reads gwshim's stderr until a line says it is waiting (or it ends).
+fn read_until_waiting(child: &mut Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut text = String::new();
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    while let Some(Ok(line)) = lines.next() {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("waiting") {
+            break;
+        }
+    }
+    text
+}
+
+#[test]
 fn a_requested_stop_never_waits() {
     let dir = state_dir("stop");
     let opts = [

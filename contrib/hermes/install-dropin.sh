@@ -61,8 +61,10 @@ template=$here/gwshim.conf.in
 # in ../share/gwshim/.
 [ -f "$template" ] || template=$here/../share/gwshim/gwshim.conf.in
 
-die() { echo "install-dropin.sh: $*" >&2; exit 1; }
-usage() { echo "install-dropin.sh: $* (see --help)" >&2; exit 2; }
+# Messages name the script as it was called (gwshim-install-dropin when installed).
+me=${0##*/}
+die() { echo "$me: $*" >&2; exit 1; }
+usage() { echo "$me: $* (see --help)" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   case $1 in
