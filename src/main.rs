@@ -50,7 +50,11 @@ fn main() {
     reap::become_subreaper();
     let pacer = pacing::Pacer::start(&config.pacing, &config.command);
     let gateway = hermes::recognise(&config.command).is_some();
-    let (relay, notifier) = notify_setup(&config, if gateway { "gateway" } else { "child" });
+    let state_folder = || pacing::state_folder(config.pacing.state_dir.as_deref());
+    let (relay, notifier) = match config.notify_relay {
+        true => notify::setup(if gateway { "gateway" } else { "child" }, state_folder),
+        false => (None, None),
+    };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
@@ -169,33 +173,4 @@ fn main() {
 /// but not the exit status.
 fn say(to: &mut dyn std::io::Write, text: &str) {
     let _ = to.write_all(text.as_bytes()).and_then(|()| to.flush());
-}
-
-/// The sd_notify relay and gwshim's own notifier, when systemd gave gwshim a NOTIFY_SOCKET
-/// and the relay is not turned off (then gwshim stays out of sd_notify altogether).
-fn notify_setup(
-    config: &cli::Config,
-    noun: &'static str,
-) -> (Option<notify::Relay>, Option<notify::Notifier>) {
-    let Some(value) = std::env::var_os("NOTIFY_SOCKET").filter(|_| config.notify_relay) else {
-        return (None, None);
-    };
-    let Some(target) = notify::parse_target(&value) else {
-        log::warn!(
-            "NOTIFY_SOCKET='{}' is not a socket address; passed on as is",
-            value.to_string_lossy()
-        );
-        return (None, None);
-    };
-    let notifier = notify::Notifier::open(target, noun)
-        .inspect_err(|e| log::warn!("cannot tell systemd what gwshim is doing ({e})"))
-        .ok();
-    let relay = pacing::state_folder(config.pacing.state_dir.as_deref()).and_then(|dir| {
-        notify::Relay::open(target, &dir)
-            .inspect_err(|e| {
-                log::warn!("cannot open a notify socket ({e}); the child gets systemd's")
-            })
-            .ok()
-    });
-    (relay, notifier)
 }

@@ -77,6 +77,33 @@ pub fn parse_target(value: &std::ffi::OsStr) -> Option<UnixAddr> {
     }
 }
 
+/// The relay and gwshim's own notifier, when systemd gave gwshim a NOTIFY_SOCKET. `noun` names
+/// the child in status lines; `folder` gives the private folder for the relay's socket.
+pub fn setup(
+    noun: &'static str,
+    folder: impl FnOnce() -> Option<PathBuf>,
+) -> (Option<Relay>, Option<Notifier>) {
+    let Some(value) = std::env::var_os("NOTIFY_SOCKET") else {
+        return (None, None);
+    };
+    let Some(target) = parse_target(&value) else {
+        warn!(
+            "NOTIFY_SOCKET='{}' is not a socket address; passed on as is",
+            value.to_string_lossy()
+        );
+        return (None, None);
+    };
+    let notifier = Notifier::open(target, noun)
+        .inspect_err(|e| warn!("cannot tell systemd what gwshim is doing ({e})"))
+        .ok();
+    let relay = folder().and_then(|dir| {
+        Relay::open(target, &dir)
+            .inspect_err(|e| warn!("cannot open a notify socket ({e}); the child gets systemd's"))
+            .ok()
+    });
+    (relay, notifier)
+}
+
 /// gwshim's own messages to systemd: one datagram per event, never blocking.
 pub struct Notifier {
     sock: OwnedFd,
