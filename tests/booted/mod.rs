@@ -42,7 +42,7 @@ mod sandbox;
 use nix::fcntl::Flock;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
-pub use sandbox::run_bounded;
+pub use sandbox::{UnitState, run_bounded};
 use sandbox::{
     cgroup_pids, cgroup_roots, flock_within, kill_cgroups, make_cgroups, remove_cgroups,
     sweep_stale_cgroups, wait_child,
@@ -121,25 +121,6 @@ impl Suite {
 pub enum Scope {
     System,
     User,
-}
-
-/// The properties the tests look at, from `systemctl show`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnitState {
-    pub active: String,
-    pub sub: String,
-    pub result: String,
-    pub n_restarts: u32,
-    pub main_pid: u32,
-}
-
-impl UnitState {
-    pub fn is_running(&self) -> bool {
-        self.active == "active" && self.sub == "running"
-    }
-    pub fn is_failed(&self) -> bool {
-        self.active == "failed"
-    }
 }
 
 /// A booted container. See the module documentation.
@@ -454,19 +435,8 @@ impl Container {
 
     /// ActiveState, SubState, Result, NRestarts and MainPID.
     pub fn state(&self, scope: Scope, unit: &str) -> UnitState {
-        let p = self.show(
-            scope,
-            unit,
-            &["ActiveState", "SubState", "Result", "NRestarts", "MainPID"],
-        );
-        let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-        UnitState {
-            active: get("ActiveState"),
-            sub: get("SubState"),
-            result: get("Result"),
-            n_restarts: get("NRestarts").parse().unwrap_or(0),
-            main_pid: get("MainPID").parse().unwrap_or(0),
-        }
+        let p = self.show(scope, unit, &UnitState::PROPERTIES);
+        UnitState::from_show(|k| p.get(k).cloned().unwrap_or_default())
     }
 
     /// `journalctl --no-pager -o cat ARGS` in the container (system journal; the user manager's
@@ -508,17 +478,7 @@ impl Container {
         every: Duration,
         mut probe: impl FnMut(&Container) -> Option<T>,
     ) -> Option<T> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = probe(self) {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            thread::sleep(every.min(deadline - now));
-        }
+        sandbox::poll(timeout, every, || probe(self))
     }
 
     /// Waits (bounded) for a unit state that satisfies `pred`; panics with the last one seen.

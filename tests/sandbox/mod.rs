@@ -216,3 +216,68 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String
         stderr: err_reader.join().unwrap_or_default(),
     })
 }
+
+/// Polls `probe` every `every` until it gives Some (returned) or `timeout` has passed (None).
+pub fn poll<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(every.min(deadline - now));
+    }
+}
+
+/// The properties of a unit the tests look at, from `systemctl show`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnitState {
+    pub active: String,
+    pub sub: String,
+    pub result: String,
+    pub n_restarts: u32,
+    pub exec_main_status: i32,
+    pub exec_main_code: String,
+    pub main_pid: u32,
+}
+
+impl UnitState {
+    /// What to ask `systemctl show` for.
+    pub const PROPERTIES: [&str; 7] = [
+        "ActiveState",
+        "SubState",
+        "Result",
+        "NRestarts",
+        "ExecMainStatus",
+        "ExecMainCode",
+        "MainPID",
+    ];
+
+    /// From the answer's values (`get` gives "" for a missing one).
+    pub fn from_show(get: impl Fn(&str) -> String) -> UnitState {
+        UnitState {
+            active: get("ActiveState"),
+            sub: get("SubState"),
+            result: get("Result"),
+            n_restarts: get("NRestarts").parse().unwrap_or(0),
+            exec_main_status: get("ExecMainStatus").parse().unwrap_or(-1),
+            exec_main_code: get("ExecMainCode"),
+            main_pid: get("MainPID").parse().unwrap_or(0),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.active == "active" && self.sub == "running"
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.active == "failed"
+    }
+}

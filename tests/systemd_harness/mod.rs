@@ -29,7 +29,7 @@ mod sandbox;
 use nix::fcntl::Flock;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, geteuid};
-pub use sandbox::run_bounded;
+pub use sandbox::{UnitState, run_bounded};
 use sandbox::{
     flock_within, kill_cgroups, make_cgroups, remove_cgroups, sweep_stale_cgroups, wait_child,
 };
@@ -89,27 +89,6 @@ pub struct Manager {
     // Last: released only after Drop has cleaned up.
     _machine_lock: Flock<fs::File>,
     _one_at_a_time: MutexGuard<'static, ()>,
-}
-
-/// The properties the tests look at, from `systemctl --user show`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnitState {
-    pub active: String,
-    pub sub: String,
-    pub result: String,
-    pub n_restarts: u32,
-    pub exec_main_status: i32,
-    pub exec_main_code: String,
-    pub main_pid: u32,
-}
-
-impl UnitState {
-    pub fn is_running(&self) -> bool {
-        self.active == "active" && self.sub == "running"
-    }
-    pub fn is_failed(&self) -> bool {
-        self.active == "failed"
-    }
 }
 
 impl Manager {
@@ -400,28 +379,8 @@ impl Manager {
 
     /// ActiveState, SubState, Result, NRestarts, ExecMainStatus, ExecMainCode and MainPID.
     pub fn state(&self, unit: &str) -> UnitState {
-        let p = self.show(
-            unit,
-            &[
-                "ActiveState",
-                "SubState",
-                "Result",
-                "NRestarts",
-                "ExecMainStatus",
-                "ExecMainCode",
-                "MainPID",
-            ],
-        );
-        let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-        UnitState {
-            active: get("ActiveState"),
-            sub: get("SubState"),
-            result: get("Result"),
-            n_restarts: get("NRestarts").parse().unwrap_or(0),
-            exec_main_status: get("ExecMainStatus").parse().unwrap_or(-1),
-            exec_main_code: get("ExecMainCode"),
-            main_pid: get("MainPID").parse().unwrap_or(0),
-        }
+        let p = self.show(unit, &UnitState::PROPERTIES);
+        UnitState::from_show(|k| p.get(k).cloned().unwrap_or_default())
     }
 
     /// Polls `probe` every 100 ms until it gives Some, for at most `timeout`; panics with `what`
@@ -458,17 +417,7 @@ impl Manager {
         every: Duration,
         mut probe: impl FnMut(&Manager) -> Option<T>,
     ) -> Option<T> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = probe(self) {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            thread::sleep(every.min(deadline - now));
-        }
+        sandbox::poll(timeout, every, || probe(self))
     }
 
     /// Waits (bounded, polling every 100 ms) until the unit's state satisfies `pred`, and returns
