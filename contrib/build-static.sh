@@ -18,7 +18,8 @@
 #   without it. Behaviour is the same: the panic hook still runs, it prints no backtrace.
 # Exit status: 0 built (the path is printed), 2 bad arguments or GWSHIM_STATIC, 3 a toolchain
 # or target is missing, 1 the binary is not static; cargo's own status when the build fails.
-# All give a static PIE ("static-pie linked" in file(1)): no interpreter, no shared library.
+# All are static (no interpreter, no shared library); on x86_64 a static PIE ("static-pie linked"
+# in file(1)). Rust's aarch64 musl target has no static-pie yet: "statically linked" there.
 # CARGO_TARGET_DIR is honoured (default: target/); the build is cached there (the small one
 # in its own folder, small/, as a nightly build would replace the stable one's cache).
 set -eu
