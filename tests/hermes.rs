@@ -965,18 +965,9 @@ fn wait_gateway_under_unit(m: &Manager, home: &Path, not: Option<i32>, run: usiz
 
 #[test]
 fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
-    let Some((venv, _one)) = setup() else { return };
-    let Some(m) = Manager::start_or_skip() else {
-        return;
-    };
-    let hermes_home = m.dir().join("hermes-home");
-    fs::create_dir_all(&hermes_home).unwrap();
-    let needle = format!("HERMES_HOME={}", hermes_home.display());
-    let _cleanup = KillOnDrop(needle);
-    m.install_unit(
-        UNIT,
-        &hermes_unit(venv, &hermes_home, &m.dir().join("home")),
-    );
+    let Some(t) = under_systemd() else { return };
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
+    m.install_unit(UNIT, &hermes_unit(venv, hermes_home, &m.dir().join("home")));
     let original = m.prop(UNIT, "ExecStart");
     let py = venv.join("bin/python").display().to_string();
     assert_eq!(
@@ -990,7 +981,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
         .join("home/.config/systemd/user")
         .join(format!("{UNIT}.d/gwshim.conf"));
     // --dry-run prints the drop-in it would write, and changes nothing.
-    let dry = install_dropin(&m, &["--gwshim", GWSHIM, "--dry-run"]);
+    let dry = install_dropin(m, &["--gwshim", GWSHIM, "--dry-run"]);
     assert!(
         dry.contains(&format!("# {}", dropin.display()))
             && dry.contains(&format!(
@@ -1006,7 +997,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     );
 
     // The script wraps the unit's command in gwshim; a second run changes nothing.
-    let out = install_dropin(&m, &["--gwshim", GWSHIM]);
+    let out = install_dropin(m, &["--gwshim", GWSHIM]);
     let first = fs::read_to_string(&dropin).unwrap_or_else(|e| panic!("{e}: {out}"));
     let wrapped = m.prop(UNIT, "ExecStart");
     assert_eq!(
@@ -1014,24 +1005,24 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
         format!("{GWSHIM} -- {py} -m hermes_cli.main gateway run"),
         "{wrapped}\n{first}"
     );
-    install_dropin(&m, &["--gwshim", GWSHIM]);
+    install_dropin(m, &["--gwshim", GWSHIM]);
     assert_eq!(fs::read_to_string(&dropin).unwrap(), first, "idempotent");
     assert_eq!(m.prop(UNIT, "ExecStart"), wrapped, "not gwshim in gwshim");
 
     // `hermes gateway install` again (as after `hermes update`): a new python path in the unit.
     // Run again, the script wraps the new command, with the options given after `--`.
     let py3 = venv.join("bin/python3").display().to_string();
-    let unit_text = hermes_unit(venv, &hermes_home, &m.dir().join("home"))
+    let unit_text = hermes_unit(venv, hermes_home, &m.dir().join("home"))
         .replace(&format!("ExecStart={py} "), &format!("ExecStart={py3} "));
     m.install_unit(UNIT, &unit_text);
-    install_dropin(&m, &["--gwshim", GWSHIM, "--", "--grace", "3"]);
+    install_dropin(m, &["--gwshim", GWSHIM, "--", "--grace", "3"]);
     let command = format!("{py3} -m hermes_cli.main gateway run");
     assert_eq!(
         argv_of(&m.prop(UNIT, "ExecStart")),
         format!("{GWSHIM} --grace 3 -- {command}")
     );
     // Run again without options: the drop-in's --grace 3 stays.
-    install_dropin(&m, &["--gwshim", GWSHIM]);
+    install_dropin(m, &["--gwshim", GWSHIM]);
     assert_eq!(
         argv_of(&m.prop(UNIT, "ExecStart")),
         format!("{GWSHIM} --grace 3 -- {command}"),
@@ -1055,7 +1046,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     // start: the gateway comes up as gwshim's child, gwshim the unit's main process.
     let mark = m.log_mark();
     m.start(UNIT);
-    let (gateway, main) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
+    let (gateway, main) = wait_gateway_under_unit(m, hermes_home, None, 1);
     let env = environ(gateway);
     assert!(
         env.iter()
@@ -1067,7 +1058,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     // 75, gwshim exits 75, systemd starts the unit again (RestartSec=5): a new gateway.
     let t0 = Instant::now();
     let _ = m.systemctl(&["reload", UNIT]); // may race the main process's exit; not checked
-    let (gateway2, main2) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    let (gateway2, main2) = wait_gateway_under_unit(m, hermes_home, Some(gateway), 2);
     eprintln!("reload: new gateway after {:.1?}", t0.elapsed());
     assert_ne!(main2, main);
     m.wait_log(
@@ -1101,13 +1092,13 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     assert!(!hermes_home.join("gateway.pid").exists());
 
     // --remove --dry-run names the file and leaves it; --remove puts the original command back.
-    let dry = install_dropin(&m, &["--remove", "--dry-run"]);
+    let dry = install_dropin(m, &["--remove", "--dry-run"]);
     assert!(
         dry.contains(&format!("would remove {}", dropin.display())),
         "{dry}"
     );
     assert!(dropin.exists(), "--remove --dry-run removed the drop-in");
-    install_dropin(&m, &["--remove"]);
+    install_dropin(m, &["--remove"]);
     assert!(!dropin.exists());
     assert_eq!(argv_of(&m.prop(UNIT, "ExecStart")), command);
 }
@@ -1119,6 +1110,32 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         kill_processes_with_env(&self.0);
     }
+}
+
+/// What a test of the gateway under a real `systemd --user` holds: a manager and a
+/// HERMES_HOME in its folder. Fields drop in order: the gateway's processes are killed first,
+/// then the manager goes, and the one-gateway guard is released last.
+struct UnderSystemd {
+    _cleanup: KillOnDrop,
+    hermes_home: PathBuf,
+    m: Manager,
+    venv: &'static Path,
+    _one: MutexGuard<'static, ()>,
+}
+
+/// The venv and a fresh manager, or None after saying why the test skips.
+fn under_systemd() -> Option<UnderSystemd> {
+    let (venv, one) = setup()?;
+    let m = Manager::start_or_skip()?;
+    let hermes_home = m.dir().join("hermes-home");
+    fs::create_dir_all(&hermes_home).unwrap();
+    Some(UnderSystemd {
+        _cleanup: KillOnDrop(format!("HERMES_HOME={}", hermes_home.display())),
+        hermes_home,
+        m,
+        venv,
+        _one: one,
+    })
 }
 
 /// The `argv[]=` part of a `systemctl show -p ExecStart` value.
@@ -1133,17 +1150,9 @@ fn argv_of(exec_start: &str) -> &str {
 /// for the gateway, it exits 1, and the unit ends `failed` (the false alarm the drop-in removes).
 #[test]
 fn systemd_unit_without_gwshim_ends_failed_on_stop() {
-    let Some((venv, _one)) = setup() else { return };
-    let Some(m) = Manager::start_or_skip() else {
-        return;
-    };
-    let hermes_home = m.dir().join("hermes-home");
-    fs::create_dir_all(&hermes_home).unwrap();
-    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
-    m.install_unit(
-        UNIT,
-        &hermes_unit(venv, &hermes_home, &m.dir().join("home")),
-    );
+    let Some(t) = under_systemd() else { return };
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
+    m.install_unit(UNIT, &hermes_unit(venv, hermes_home, &m.dir().join("home")));
     m.start(UNIT);
     let pid_file = hermes_home.join("gateway.pid");
     let st = m.wait_until_every(
@@ -1155,7 +1164,7 @@ fn systemd_unit_without_gwshim_ends_failed_on_stop() {
             let rec: Value = serde_json::from_str(&fs::read_to_string(&pid_file).ok()?).ok()?;
             (st.is_running()
                 && rec["pid"].as_i64() == Some(st.main_pid as i64)
-                && started_runs(&hermes_home) >= 1)
+                && started_runs(hermes_home) >= 1)
                 .then_some(st)
         },
     );
@@ -1410,21 +1419,16 @@ fn install_generated_unit(m: &Manager, unit_text: &str) {
 
 #[test]
 fn hermes_commands_under_the_unit() {
-    let Some((venv, _one)) = setup() else { return };
-    let Some(m) = Manager::start_or_skip() else {
-        return;
-    };
-    let hermes_home = m.dir().join("hermes-home");
-    fs::create_dir_all(&hermes_home).unwrap();
-    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
-    let unit_text = generated_unit(&m, venv, &hermes_home);
-    install_generated_unit(&m, &unit_text);
+    let Some(t) = under_systemd() else { return };
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
+    let unit_text = generated_unit(m, venv, hermes_home);
+    install_generated_unit(m, &unit_text);
     assert!(m.prop(UNIT, "ExecStart").contains(GWSHIM));
-    let hermes = |args: &[&str]| hermes_in(&m, venv, &hermes_home, HERMES_ON_A_HOST, args);
+    let hermes = |args: &[&str]| hermes_in(m, venv, hermes_home, HERMES_ON_A_HOST, args);
 
     let mark = m.log_mark();
     m.start(UNIT);
-    let (gateway, _) = wait_gateway_under_unit(&m, &hermes_home, None, 1);
+    let (gateway, _) = wait_gateway_under_unit(m, hermes_home, None, 1);
     // The drop-in's NotifyAccess=main gives gwshim a notify socket: `systemctl status` says
     // what it does.
     assert_eq!(
@@ -1437,26 +1441,26 @@ fn hermes_commands_under_the_unit() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("gateway service is running"), "{out}");
     assert!(!out.contains("service is not active"), "{out}");
-    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway);
+    assert_one_gateway_under_the_unit(m, hermes_home, gateway);
 
     // restart: SIGUSR1 to the gateway (gateway.pid), which drains and exits 75; gwshim exits
     // 75; hermes then restarts the unit: one new gateway under a new gwshim.
     let (code, out) = hermes(&["gateway", "restart"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("service restarted"), "{out}");
-    let (gateway2, _) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    let (gateway2, _) = wait_gateway_under_unit(m, hermes_home, Some(gateway), 2);
     m.wait_log(
         mark,
         &format!("child pid {gateway} exited 75; exiting 75"),
         Duration::from_secs(5),
     );
-    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+    assert_one_gateway_under_the_unit(m, hermes_home, gateway2);
 
     // run --replace from another shell: refused while the unit runs; nothing changes.
     let (code, out) = hermes(&["gateway", "run", "--replace"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("already running under systemd"), "{out}");
-    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+    assert_one_gateway_under_the_unit(m, hermes_home, gateway2);
 
     // stop: a planned stop (marker, then `systemctl stop`): the gateway exits 0, gwshim 0, the
     // unit inactive, not failed.
@@ -1475,7 +1479,7 @@ fn hermes_commands_under_the_unit() {
         &format!("child pid {gateway2} exited 0; exiting 0"),
         Duration::from_secs(5),
     );
-    assert_eq!(gateways(&hermes_home), [] as [i32; 0]);
+    assert_eq!(gateways(hermes_home), [] as [i32; 0]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1489,19 +1493,14 @@ const WATCHDOG_SECS: u64 = 10;
 
 #[test]
 fn notify_unit_with_the_watchdog_and_the_real_gateway() {
-    let Some((venv, _one)) = setup() else { return };
-    let Some(m) = Manager::start_or_skip() else {
-        return;
-    };
-    let hermes_home = m.dir().join("hermes-home");
-    fs::create_dir_all(&hermes_home).unwrap();
+    let Some(t) = under_systemd() else { return };
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
     fs::write(
         hermes_home.join("config.yaml"),
         format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECS}\n"),
     )
     .unwrap();
-    let _cleanup = KillOnDrop(format!("HERMES_HOME={}", hermes_home.display()));
-    let unit_text = generated_unit(&m, venv, &hermes_home);
+    let unit_text = generated_unit(m, venv, hermes_home);
     for line in [
         "Type=notify",
         "NotifyAccess=main",
@@ -1509,7 +1508,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
     ] {
         assert!(unit_text.contains(line), "{line}: {unit_text}");
     }
-    install_generated_unit(&m, &unit_text);
+    install_generated_unit(m, &unit_text);
 
     // Active only once the gateway's READY=1 came (with its STATUS=): before, `activating`
     // with the gateway already running under gwshim.
@@ -1542,7 +1541,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
         status, "Hermes Gateway running",
         "the STATUS= sent with READY=1"
     );
-    assert!(started_runs(&hermes_home) <= 1);
+    assert!(started_runs(hermes_home) <= 1);
 
     // Fed: still the same gateway after more than WatchdogSec.
     sleep(Duration::from_secs(WATCHDOG_SECS + 3));
@@ -1568,11 +1567,11 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
         &format!("child pid {gateway} was killed by SIGABRT"),
         Duration::from_secs(10),
     );
-    let (gateway2, _) = wait_gateway_under_unit(&m, &hermes_home, Some(gateway), 2);
+    let (gateway2, _) = wait_gateway_under_unit(m, hermes_home, Some(gateway), 2);
     let st = m.wait_state(UNIT, START_TIMEOUT, |s| s.is_running());
     assert!(st.n_restarts >= 1, "{st:?}");
     eprintln!("watchdog restart took {:.1?}", t0.elapsed());
     assert!(!exists(gateway) || stat(gateway).is_some_and(|s| s.0 == 'Z'));
-    assert_one_gateway_under_the_unit(&m, &hermes_home, gateway2);
+    assert_one_gateway_under_the_unit(m, hermes_home, gateway2);
     m.stop(UNIT);
 }

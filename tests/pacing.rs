@@ -219,16 +219,7 @@ fn a_planned_restart_skips_the_backoff() {
     let dir = state_dir("planned");
     let opts = ["--name", "p", "--start-limit", "0", "--backoff", "60s:60s"];
     // Two fast failures first, so a backoff would be due.
-    fs::write(
-        dir.join("p.pacing"),
-        format!(
-            "gwshim-pacing 1\nboot {}\nfast-failures 2\nstarts\n",
-            fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .expect("boot id")
-                .trim()
-        ),
-    )
-    .expect("plant state");
+    plant_fast_failures(&dir, "p", 2);
     let (status, text) = signal_when_up(
         &dir,
         &opts,
@@ -249,16 +240,7 @@ fn a_childs_own_75_is_a_planned_restart_too() {
     // sent it directly: no signal passed through gwshim, and still no backoff is due.
     let dir = state_dir("own75");
     let opts = ["--name", "q", "--start-limit", "0", "--backoff", "60s:60s"];
-    fs::write(
-        dir.join("q.pacing"),
-        format!(
-            "gwshim-pacing 1\nboot {}\nfast-failures 2\nstarts\n",
-            fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .expect("boot id")
-                .trim()
-        ),
-    )
-    .expect("plant state");
+    plant_fast_failures(&dir, "q", 2);
     let (out, took) = run(&dir, &opts, "exit 75");
     assert_eq!(out.status.code(), Some(75));
     assert!(!stderr(&out).contains("waiting"), "{}", stderr(&out));
@@ -272,6 +254,19 @@ fn a_childs_own_75_is_a_planned_restart_too() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("kill");
     wait_bounded(&mut child, Duration::from_secs(10));
     assert!(state_file(&dir, "q").contains("fast-failures 3\n"));
+}
+
+/// Writes the state of service `name` as after `n` fast failures in a row, on this boot.
+fn plant_fast_failures(dir: &Path, name: &str, n: u32) {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    fs::write(
+        dir.join(format!("{name}.pacing")),
+        format!(
+            "gwshim-pacing 1\nboot {}\nfast-failures {n}\nstarts\n",
+            boot.trim()
+        ),
+    )
+    .expect("plant state");
 }
 
 /// Reads gwshim's stderr until a line says it is waiting (or it ends).
