@@ -18,8 +18,9 @@
 #   without it. Behaviour is the same: the panic hook still runs, it prints no backtrace.
 # Exit status: 0 built (the path is printed), 2 bad arguments or GWSHIM_STATIC, 3 a toolchain
 # or target is missing, 1 the binary is not static; cargo's own status when the build fails.
-# All are static (no interpreter, no shared library); on x86_64 a static PIE ("static-pie linked"
-# in file(1)). Rust's aarch64 musl target has no static-pie yet: "statically linked" there.
+# All are static (no interpreter, no shared library). x86_64 and aarch64 musl builds are static
+# PIEs ("static-pie linked" in file(1)): rustc links x86_64's so by itself, and aarch64's through
+# contrib/static-pie-ld (.cargo/config.toml), as Rust's aarch64 musl target has no static-pie.
 # CARGO_TARGET_DIR is honoured (default: target/); the build is cached there (the small one
 # in its own folder, small/, as a nightly build would replace the stable one's cache).
 set -eu
@@ -77,8 +78,11 @@ if [ "$arch" != "$(uname -m)" ]; then
         exit 2
         ;;
     esac
-    linker_var=CARGO_TARGET_$(echo "$arch" | tr '[:lower:]' '[:upper:]')_UNKNOWN_LINUX_MUSL_LINKER
-    eval "[ -n \"\${$linker_var:-}\" ] || export $linker_var=rust-lld"
+    # aarch64's linker is set in .cargo/config.toml (contrib/static-pie-ld, rust-lld too).
+    if [ "$arch" != aarch64 ]; then
+        linker_var=CARGO_TARGET_$(echo "$arch" | tr '[:lower:]' '[:upper:]')_UNKNOWN_LINUX_MUSL_LINKER
+        eval "[ -n \"\${$linker_var:-}\" ] || export $linker_var=rust-lld"
+    fi
 fi
 if [ -z "$choice" ]; then
     if has_target "$arch-unknown-linux-musl"; then choice=musl; else choice=gnu; fi

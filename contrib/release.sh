@@ -13,7 +13,8 @@
 #   SHA256SUMS                              over all of the above
 #
 # for ARCH x86_64 and aarch64 (DEBARCH amd64 and arm64). Everything is built on this machine:
-# aarch64 is cross-built and linked with rust-lld (shipped with rustc, no C cross toolchain).
+# aarch64 is cross-built, linked as a static PIE by contrib/static-pie-ld (.cargo/config.toml)
+# with rust-lld, which ships with rustc: no C cross toolchain.
 # The tools come from the registries and are kept under target/tools/ (CARGO_TARGET_DIR):
 # the rustup targets, maturin (PyPI, in a venv) and cargo-deb (crates.io, cargo install).
 #
@@ -68,11 +69,6 @@ tar_opts=(--sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE
 
 for arch in $archs; do
   t=$arch-unknown-linux-musl
-  if [ "$arch" != "$(uname -m)" ]; then
-    # The same linker for build-static.sh and maturin: cargo keys its cache on it.
-    var=CARGO_TARGET_$(echo "$arch" | tr '[:lower:]' '[:upper:]')_UNKNOWN_LINUX_MUSL_LINKER
-    export "$var=${!var:-rust-lld}"
-  fi
   say "$t: static binary"
   bin=$(GWSHIM_ARCH=$arch GWSHIM_STATIC=musl contrib/build-static.sh | tail -n 1)
   case $bin in /*) ;; *) bin=$root/$bin ;; esac

@@ -189,42 +189,60 @@ fn dry_run(installer: &Path, dir: &TempDir) -> String {
     )
 }
 
+/// Makes a venv in `dir`, pip-installs `package` into it (`pip_opts` first; cargo builds in
+/// `cargo_target` if given) and returns the venv's gwshim.
+fn install_into_fresh_venv(
+    python: &str,
+    dir: &TempDir,
+    package: &Path,
+    pip_opts: &[&str],
+    cargo_target: Option<&Path>,
+) -> PathBuf {
+    let venv = dir.join("venv");
+    run_ok(
+        Command::new(python).args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.args(["install", "-q", "--disable-pip-version-check"])
+        .args(pip_opts)
+        .arg(package);
+    if let Some(cache) = cargo_target {
+        pip.env("CARGO_TARGET_DIR", cache);
+    }
+    run_ok(&mut pip, &format!("pip install {}", package.display()));
+    venv.join("bin/gwshim")
+}
+
+fn assert_exit_1_becomes_75(gwshim: &Path) {
+    let status = Command::new(gwshim)
+        .args(["--", "sh", "-c", "exit 1"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("gwshim");
+    assert_eq!(status.code(), Some(75), "child exits 1: {status}");
+}
+
 #[test]
 fn wheel_installs_into_a_fresh_venv_and_runs() {
     let Some(python) = common::python() else {
         return skip::skip("python3 is not available");
     };
     let dir = TempDir::new("release-wheel");
-    let venv = dir.join("venv");
-    run_ok(
-        Command::new(python).args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv",
-    );
-    run_ok(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--no-index", "--disable-pip-version-check"])
-            .arg(wheel("x86_64")),
-        "pip install --no-index the x86_64 wheel",
-    );
-    let gwshim = venv.join("bin/gwshim");
+    let gwshim = install_into_fresh_venv(python, &dir, &wheel("x86_64"), &["--no-index"], None);
     let version = run_ok(Command::new(&gwshim).arg("--version"), "gwshim --version");
     assert_eq!(
         version,
         format!("gwshim {VERSION} (x86_64-unknown-linux-musl)\n")
     );
-    let status = Command::new(&gwshim)
-        .args(["--", "sh", "-c", "exit 1"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("gwshim");
-    assert_eq!(status.code(), Some(75), "child exits 1: {status}");
+    assert_exit_1_becomes_75(&gwshim);
     let (script, ready, got) = term_child(&dir);
     let mut cmd = Command::new(&gwshim);
     cmd.args(["--", "sh", "-c", &script]);
     assert_forwards_term(cmd, &ready, &got, "the wheel's gwshim");
 
     // The installer, from the venv: the gwshim beside it, by absolute path, and its template.
-    let out = dry_run(&venv.join("bin/gwshim-install-dropin"), &dir);
+    let out = dry_run(&gwshim.with_file_name("gwshim-install-dropin"), &dir);
     let exec = format!(
         "ExecStart={} -- /srv/hermes/venv/bin/python -m hermes_cli.main gateway run",
         gwshim.display()
@@ -254,8 +272,8 @@ fn aarch64_binary_under_qemu_user() {
     let bin = unpack("aarch64", dir.path()).join("gwshim");
     let kind = run_ok(Command::new("file").arg("-b").arg(&bin), "file");
     assert!(
-        kind.contains("ARM aarch64") && kind.contains("statically linked"),
-        "not a static aarch64 binary: {kind}"
+        kind.contains("ARM aarch64") && kind.contains("static-pie linked"),
+        "not a static-pie aarch64 binary: {kind}"
     );
     let gwshim = |args: &[&str]| {
         let mut cmd = Command::new(&qemu);
@@ -354,14 +372,9 @@ fn checksums_and_archives() {
         .map(|f| format!("{top}{f}"))
         .collect();
         assert_eq!(files, want, "{arch} archive");
-        let folder = unpack(arch, dir.path());
-        let kind = run_ok(
-            Command::new("file").arg("-b").arg(folder.join("gwshim")),
-            "file",
-        );
-        assert!(kind.contains("statically linked") || kind.contains("static-pie"));
+        // What the binaries are: every_shipped_binary_is_the_same_static_pie.
         if arch == "x86_64" {
-            assert!(kind.contains("static-pie linked"), "x86_64: {kind}");
+            let folder = unpack(arch, dir.path());
             let version = run_ok(
                 Command::new(folder.join("gwshim")).arg("--version"),
                 "--version",
@@ -561,4 +574,207 @@ fn version_names_the_target() {
         version,
         format!("gwshim {VERSION} ({arch}-unknown-linux-{env})\n")
     );
+}
+
+/// Runs contrib/static-pie-ld on `line` with a fake rust-lld that records its arguments.
+/// Returns the exit status, stderr, and the arguments rust-lld got (None: it did not run).
+fn static_pie_ld(line: &[&str], with_lld: bool) -> (Option<i32>, String, Option<Vec<String>>) {
+    let dir = TempDir::new("release-static-pie-ld");
+    let got = dir.join("lld-args");
+    if with_lld {
+        let lld = dir.join("rust-lld");
+        let script = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", got.display());
+        fs::write(&lld, script).expect("fake rust-lld");
+        run_ok(Command::new("chmod").arg("+x").arg(&lld), "chmod");
+    }
+    let out = Command::new(format!("{MANIFEST}/contrib/static-pie-ld"))
+        .args(line)
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("contrib/static-pie-ld");
+    let args = fs::read_to_string(&got)
+        .ok()
+        .map(|s| s.lines().map(str::to_string).collect());
+    (out.status.code(), text(&out.stderr), args)
+}
+
+/// The shape of rustc's link line for a static, non-PIE musl executable with an ld-style
+/// linker (the aarch64 one, from `cargo rustc -- --print link-args`), shortened.
+const NON_PIE_LINE: [&str; 15] = [
+    "/rs/self-contained/crt1.o",
+    "/rs/self-contained/crti.o",
+    "/rs/self-contained/crtbegin.o",
+    "/t/gwshim.rcgu.o",
+    "-Bstatic",
+    "-lc",
+    "-o",
+    "/t/a dir/gwshim",
+    "--gc-sections",
+    "-static",
+    "-z",
+    "now",
+    "--strip-all",
+    "/rs/self-contained/crtend.o",
+    "/rs/self-contained/crtn.o",
+];
+
+#[test]
+fn static_pie_ld_makes_rustcs_line_a_static_pie_one() {
+    let (status, err, args) = static_pie_ld(&NON_PIE_LINE, true);
+    assert_eq!(status, Some(0), "{err}");
+    let want = [
+        "-flavor",
+        "gnu",
+        "/rs/self-contained/rcrt1.o",
+        "/rs/self-contained/crti.o",
+        "/rs/self-contained/crtbeginS.o",
+        "/t/gwshim.rcgu.o",
+        "-Bstatic",
+        "-lc",
+        "-o",
+        "/t/a dir/gwshim",
+        "--gc-sections",
+        "-static",
+        "-pie",
+        "--no-dynamic-linker",
+        "-z",
+        "text",
+        "-z",
+        "now",
+        "--strip-all",
+        "/rs/self-contained/crtendS.o",
+        "/rs/self-contained/crtn.o",
+    ];
+    assert_eq!(args.unwrap_or_default(), want);
+
+    // A line rustc already made static-pie (as it does for x86_64) is passed on unchanged.
+    let pie: Vec<&str> = want[2..].to_vec();
+    let (status, err, args) = static_pie_ld(&pie, true);
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(args.unwrap_or_default(), want);
+}
+
+#[test]
+fn static_pie_ld_refuses_a_line_it_does_not_expect() {
+    let without = |drop: &str| -> Vec<&str> {
+        NON_PIE_LINE
+            .iter()
+            .copied()
+            .filter(|a| !a.ends_with(drop))
+            .collect()
+    };
+    let twice: Vec<&str> = [NON_PIE_LINE[0]]
+        .iter()
+        .chain(NON_PIE_LINE.iter())
+        .copied()
+        .collect();
+    let cases: [(&str, Vec<&str>, &str); 6] = [
+        ("no -static", without("-static"), "found 1, 1, 1, 0 times"),
+        ("no crt1.o", without("/crt1.o"), "found 0, 1, 1, 1 times"),
+        (
+            "no crtend.o",
+            without("/crtend.o"),
+            "found 1, 1, 0, 1 times",
+        ),
+        ("crt1.o twice", twice, "found 2, 1, 1, 1 times"),
+        ("an argument file", vec!["@/t/linker-args"], "in a file"),
+        ("nothing", vec![], "found 0, 0, 0, 0 times"),
+    ];
+    for (what, line, says) in cases {
+        let (status, err, args) = static_pie_ld(&line, true);
+        assert_eq!(status, Some(1), "{what}: {err}");
+        assert!(
+            err.starts_with("static-pie-ld: ") && err.contains(says) && err.lines().count() == 1,
+            "{what}: {err}"
+        );
+        assert_eq!(args, None, "{what}: rust-lld ran");
+    }
+    let (status, err, _) = static_pie_ld(&NON_PIE_LINE, false);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("no rust-lld on PATH"), "{err}");
+}
+
+/// The gwshim binary of every artifact for `arch`: archive, wheel and .deb.
+fn shipped_binaries(arch: &str, dir: &Path, python: &str) -> Vec<(String, PathBuf)> {
+    let archive_bin = unpack(arch, dir).join("gwshim");
+    let wheel_dir = dir.join("wheel");
+    run_ok(
+        Command::new(python)
+            .args(["-m", "zipfile", "-e"])
+            .arg(wheel(arch))
+            .arg(&wheel_dir),
+        "python3 -m zipfile -e",
+    );
+    let wheel_bin = wheel_dir.join(format!("gwshim-{VERSION}.data/scripts/gwshim"));
+    let deb_arch = if arch == "x86_64" { "amd64" } else { "arm64" };
+    let deb = artifact(&format!("gwshim_{VERSION}-1_"), &format!("_{deb_arch}.deb"));
+    let deb_dir = dir.join("deb");
+    run_ok(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&deb_dir),
+        "dpkg-deb -x",
+    );
+    vec![
+        ("archive".into(), archive_bin),
+        ("wheel".into(), wheel_bin),
+        ("deb".into(), deb_dir.join("usr/bin/gwshim")),
+    ]
+}
+
+#[test]
+fn every_shipped_binary_is_the_same_static_pie() {
+    let Some(python) = common::python() else {
+        return skip::skip("python3 is not available (it unpacks the wheels)");
+    };
+    for (arch, machine) in [("x86_64", "x86-64"), ("aarch64", "ARM aarch64")] {
+        let dir = TempDir::new("release-pie");
+        let bins = shipped_binaries(arch, dir.path(), python);
+        let first = fs::read(&bins[0].1).expect("the archive's gwshim");
+        for (from, bin) in &bins {
+            let kind = run_ok(Command::new("file").arg("-b").arg(bin), "file");
+            assert!(
+                kind.contains("static-pie linked") && kind.contains(machine),
+                "{arch} {from}: not a static PIE for {machine}: {kind}"
+            );
+            let bytes = fs::read(bin).unwrap_or_default();
+            assert!(
+                bytes == first,
+                "{arch}: the {from}'s gwshim differs from the archive's"
+            );
+        }
+    }
+}
+
+#[test]
+fn sdist_builds_with_cargo_in_a_fresh_venv() {
+    let Some(python) = common::python() else {
+        return skip::skip("python3 is not available");
+    };
+    let sdist = artifact(&format!("gwshim-{VERSION}.tar"), ".gz");
+    let listing = run_ok(Command::new("tar").arg("-tzf").arg(&sdist), "tar -t");
+    let top = format!("gwshim-{VERSION}/");
+    for want in ["Cargo.toml", "Cargo.lock", "pyproject.toml", "src/main.rs"] {
+        assert!(
+            listing.lines().any(|l| l == format!("{top}{want}")),
+            "no {want} in the sdist"
+        );
+    }
+    assert!(
+        !listing.contains(".cargo/config.toml"),
+        "the sdist carries .cargo/config.toml (pyproject.toml says why it must not)"
+    );
+    // What a user without a wheel for their machine gets: pip builds it (maturin from PyPI,
+    // cargo), into a fresh venv. Cargo's cache under target/ keeps the dependencies built.
+    let dir = TempDir::new("release-sdist");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdist-build");
+    let gwshim = install_into_fresh_venv(python, &dir, &sdist, &[], Some(&cache));
+    let version = run_ok(Command::new(&gwshim).arg("--version"), "gwshim --version");
+    assert!(
+        version.starts_with(&format!(
+            "gwshim {VERSION} ({}-unknown-linux-",
+            std::env::consts::ARCH
+        )),
+        "{version}"
+    );
+    assert_exit_1_becomes_75(&gwshim);
 }
