@@ -110,9 +110,10 @@ pub fn pid_slots(vars: &[(OsString, OsString)], own_pid: u32) -> Vec<usize> {
 pub fn env_entries(vars: &[(OsString, OsString)], slots: &[usize]) -> Vec<Vec<u8>> {
     let entries = vars.iter().enumerate().map(|(i, (k, v))| {
         let mut e = [k.as_bytes(), b"="].concat();
-        match slots.contains(&i) {
-            true => e.resize(k.len() + 1 + 20, 0),
-            false => e.extend_from_slice(v.as_bytes()),
+        if slots.contains(&i) {
+            e.resize(k.len() + 1 + 20, 0);
+        } else {
+            e.extend_from_slice(v.as_bytes());
         }
         e.push(0);
         e

@@ -499,9 +499,10 @@ impl Twins {
 
     /// The flag, or its variable when the value came from there.
     fn name(&self, flag: &'static str) -> String {
-        match self.0.contains(&flag) {
-            true => twin_of(flag),
-            false => flag.to_string(),
+        if self.0.contains(&flag) {
+            twin_of(flag)
+        } else {
+            flag.to_string()
         }
     }
 
@@ -597,9 +598,10 @@ pub fn parse_stop_signals(text: &str) -> Result<Vec<i32>, String> {
     text.split(',')
         .map(|s| {
             let sig = signals::parse_signal(s)?;
-            match [nix::libc::SIGKILL, nix::libc::SIGSTOP, nix::libc::SIGCHLD].contains(&sig) {
-                true => Err(format!("{} cannot be a stop signal", signals::name(sig))),
-                false => Ok(sig),
+            if [nix::libc::SIGKILL, nix::libc::SIGSTOP, nix::libc::SIGCHLD].contains(&sig) {
+                Err(format!("{} cannot be a stop signal", signals::name(sig)))
+            } else {
+                Ok(sig)
             }
         })
         .collect()
@@ -620,9 +622,10 @@ pub fn parse_start_limit(text: &str) -> Result<(u32, Duration), String> {
         .split_once('/')
         .ok_or_else(|| format!("'{text}' is not BURST/INTERVAL (e.g. 5/10s)"))?;
     let burst = burst.trim().parse::<u32>().map_err(|_| {
-        match burst.trim().bytes().all(|b| b.is_ascii_digit()) {
-            true => format!("'{burst}' starts are too many (at most {})", u32::MAX),
-            false => format!("'{burst}' is not a number of starts"),
+        if burst.trim().bytes().all(|b| b.is_ascii_digit()) {
+            format!("'{burst}' starts are too many (at most {})", u32::MAX)
+        } else {
+            format!("'{burst}' is not a number of starts")
         }
     })?;
     Ok((burst, parse_seconds(interval)?))

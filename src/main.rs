@@ -51,9 +51,10 @@ fn main() {
     let pacer = pacing::Pacer::start(&config.pacing, &config.command);
     let gateway = hermes::recognise(&config.command).is_some();
     let state_folder = || pacing::state_folder(config.pacing.state_dir.as_deref());
-    let (relay, notifier) = match config.notify_relay {
-        true => notify::setup(if gateway { "gateway" } else { "child" }, state_folder),
-        false => (None, None),
+    let (relay, notifier) = if config.notify_relay {
+        notify::setup(if gateway { "gateway" } else { "child" }, state_folder)
+    } else {
+        (None, None)
     };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
@@ -141,9 +142,10 @@ fn main() {
         Outcome::Exit(n) => format!("exiting {n}"),
         Outcome::Die(s) => format!("dying of {}", signals::name(s)),
     };
-    let level = match decision.failure {
-        true => log::Level::Warn,
-        false => log::Level::Info,
+    let level = if decision.failure {
+        log::Level::Warn
+    } else {
+        log::Level::Info
     };
     log::log!(
         level,

@@ -61,9 +61,10 @@ pub fn judge(datagram: &[u8]) -> Verdict {
         .into_iter()
         .filter(|l| !l.starts_with("MAINPID="))
         .collect();
-    match kept.is_empty() {
-        true => Verdict::Nothing,
-        false => Verdict::Relay((kept.join("\n") + "\n").into_bytes()),
+    if kept.is_empty() {
+        Verdict::Nothing
+    } else {
+        Verdict::Relay((kept.join("\n") + "\n").into_bytes())
     }
 }
 
@@ -162,9 +163,10 @@ pub fn status_message(text: &str, stopping: bool) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    match stopping {
-        true => format!("STOPPING=1\nSTATUS={line}"),
-        false => format!("STATUS={line}"),
+    if stopping {
+        format!("STOPPING=1\nSTATUS={line}")
+    } else {
+        format!("STATUS={line}")
     }
 }
 

@@ -5,6 +5,7 @@
 //! The start history lives in a small state file that outlives the unit's restarts.
 
 use crate::exit::ChildEnd;
+use crate::logging::count;
 use crate::signals::{self, Signals};
 use crate::unit::Settings;
 use crate::{reap, timespan};
@@ -440,35 +441,33 @@ pub fn describe(p: &Plan, s: &Settings, service: &str) -> String {
             s.interval.as_secs_f64()
         ),
         _ => format!(
-            "waiting {} (backoff: {} fast failure{} in a row)",
+            "waiting {} (backoff: {} in a row)",
             timespan::show(p.wait),
-            p.fast_failures,
-            if p.fast_failures == 1 { "" } else { "s" }
+            count(p.fast_failures as usize, "fast failure", "fast failures")
         ),
     }
 }
 
 /// The STATUS= line for `systemctl status` during a wait: "gateway failed 5 times fast; next
-/// start in 16 s". The next start comes RestartSec after gwshim exits.
+/// start in 16 s". The next start comes systemd's restart delay after gwshim exits.
 pub fn status_line(p: &Plan, s: &Settings, noun: &str, planned: bool) -> String {
-    let next = timespan::show(p.wait.saturating_add(s.restart_sec));
-    match (p.cause, planned) {
-        (Some(Cause::StartLimit), true) => format!(
-            "{noun} restarting as asked; next start in {next} (StartLimitBurst={}/{}s)",
+    let next = timespan::show(p.wait.saturating_add(s.next_restart_delay()));
+    if p.cause == Some(Cause::StartLimit) {
+        let what = if planned {
+            "restarting as asked"
+        } else {
+            "failed"
+        };
+        return format!(
+            "{noun} {what}; next start in {next} (StartLimitBurst={}/{}s)",
             s.burst,
             s.interval.as_secs_f64()
-        ),
-        (Some(Cause::StartLimit), false) => format!(
-            "{noun} failed; next start in {next} (StartLimitBurst={}/{}s)",
-            s.burst,
-            s.interval.as_secs_f64()
-        ),
-        _ => format!(
-            "{noun} failed {} time{} fast; next start in {next}",
-            p.fast_failures,
-            if p.fast_failures == 1 { "" } else { "s" }
-        ),
+        );
     }
+    format!(
+        "{noun} failed {} fast; next start in {next}",
+        count(p.fast_failures as usize, "time", "times")
+    )
 }
 
 /// What the command line says about pacing.
@@ -558,7 +557,7 @@ impl Pacer {
                 settings.burst,
                 timespan::show(settings.interval),
                 timespan::show(settings.restart_sec),
-                crate::logging::count(history.starts.len(), "recent start", "recent starts")
+                count(history.starts.len(), "recent start", "recent starts")
             );
         }
         Some(Pacer {
@@ -1007,5 +1006,14 @@ mod tests {
         for (p, planned, want) in table {
             assert_eq!(status_line(&p, &s, "gateway", planned), want);
         }
+        // With RestartSteps= systemd's next delay is not RestartSec: the line says systemd's.
+        let growing = Settings {
+            restart_next: Some(Duration::from_secs(20)),
+            ..s
+        };
+        assert_eq!(
+            status_line(&plan(11, Cause::Backoff, 5), &growing, "gateway", false),
+            "gateway failed 5 times fast; next start in 31 s"
+        );
     }
 }

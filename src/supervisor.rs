@@ -185,12 +185,14 @@ struct Target {
 
 impl Target {
     fn new(pid: Pid, group: bool) -> Target {
-        let fd = match group {
-            true => None,
-            false => pidfd::open(pid.as_raw()).unwrap_or_else(|e| {
+        // With --group the whole group is signalled, which no pidfd can do.
+        let fd = if group {
+            None
+        } else {
+            pidfd::open(pid.as_raw()).unwrap_or_else(|e| {
                 debug!("no pidfd for child pid {pid} ({e}); signalling it by pid");
                 None
-            }),
+            })
         };
         Target { pid, group, fd }
     }
