@@ -267,6 +267,70 @@ fn a_rerun_keeps_gwshims_options_unless_given_new_ones() {
 }
 
 #[test]
+fn a_gwshim_conf_the_script_did_not_write_is_neither_replaced_nor_removed() {
+    let h = Home::new("foreign");
+    h.install_unit(UNIT, COMMAND);
+    let foreign = "[Service]\nEnvironment=FOO=1\nTimeoutStopSec=300\n";
+    fs::create_dir_all(h.dropin().parent().unwrap()).unwrap();
+    fs::write(h.dropin(), foreign).unwrap();
+    for args in [
+        &["--gwshim", GWSHIM][..],
+        &["--gwshim", GWSHIM, "--dry-run"],
+        &["--remove"],
+        &["--remove", "--dry-run"],
+    ] {
+        let out = h.run(args);
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "{args:?}: one line: {text}");
+        assert!(
+            text.contains(&format!(
+                "{} was not written by this script",
+                h.dropin().display()
+            )),
+            "{args:?}: {text}"
+        );
+        assert_eq!(fs::read_to_string(h.dropin()).unwrap(), foreign, "{args:?}");
+    }
+    // Its own drop-in, edited by hand below the first line, is still its own to rewrite.
+    fs::remove_file(h.dropin()).unwrap();
+    h.ok(&["--gwshim", GWSHIM]);
+    let mut mine = fs::read_to_string(h.dropin()).unwrap();
+    mine.push_str("TimeoutStopSec=300\n");
+    fs::write(h.dropin(), mine).unwrap();
+    h.ok(&["--gwshim", GWSHIM]);
+    assert!(
+        !fs::read_to_string(h.dropin())
+            .unwrap()
+            .contains("TimeoutStopSec=300")
+    );
+}
+
+#[test]
+fn remove_with_nothing_installed_and_a_missing_gwshim_say_so_in_one_line() {
+    let h = Home::new("nothing");
+    h.install_unit(UNIT, COMMAND);
+    let before = files_under(&h.dir);
+    let out = h.ok(&["--remove"]);
+    assert_eq!(
+        out,
+        format!("no {}: nothing to remove\n", h.dropin().display())
+    );
+    assert_eq!(files_under(&h.dir), before, "--remove changed files");
+    let missing = h.dir.join("nonexistent/gwshim");
+    for gwshim in [missing.to_str().unwrap(), "nonexistent/gwshim", "/tmp"] {
+        let out = h.run(&["--gwshim", gwshim, "--dry-run"]);
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{gwshim}: {text}");
+        assert_eq!(
+            text,
+            format!("install-dropin.sh: {gwshim} is not an executable file\n"),
+            "{gwshim}"
+        );
+    }
+}
+
+#[test]
 fn the_dropins_comments_follow_the_options_written() {
     let h = Home::new("comments");
     h.install_unit(UNIT, COMMAND);

@@ -42,8 +42,12 @@
 # --system /etc/systemd/system, /run/systemd/system, /usr/lib/systemd/system ...), and the
 # drop-in is written without a daemon-reload: systemd reads it when it starts.
 #
+# The drop-in is this script's own: it is rewritten whole on every run, so settings of your own
+# belong in another drop-in (`systemctl [--user] edit UNIT`). A gwshim.conf that this script did
+# not write (its first line says it did) is neither replaced nor removed.
+#
 # Exit status: 0 done, 1 the unit cannot be wrapped (not installed, no or several ExecStart=,
-# no gwshim), 2 bad arguments.
+# no gwshim, a gwshim.conf of someone else's in the way), 2 bad arguments.
 # Limits: one ExecStart= command (Type=simple/notify/exec units); unit file paths without spaces.
 set -euo pipefail
 
@@ -103,6 +107,10 @@ else
     /usr/local/lib/systemd/user /usr/lib/systemd/user)
 fi
 file=$dir/gwshim.conf
+# The first line of every drop-in this script writes (gwshim.conf.in).
+if [ -e "$file" ] && ! head -n 1 -- "$file" 2>/dev/null | grep -q "a drop-in written by gwshim's"; then
+  die "$file was not written by this script; leaving it alone (move it away, or merge it into a drop-in of another name)"
+fi
 
 # Whether a systemd manager of this scope answers (an unknown unit still gets an answer).
 manager=1
@@ -116,6 +124,7 @@ reload() {
 }
 
 if [ "$remove" = 1 ]; then
+  [ -e "$file" ] || { echo "no $file: nothing to remove"; exit 0; }
   if [ "$dry_run" = 1 ]; then echo "would remove $file"; exit 0; fi
   rm -f "$file"
   rmdir "$dir" 2>/dev/null || true
@@ -130,8 +139,8 @@ if [ -z "$gwshim" ] && [ -x "$here/gwshim" ]; then
 elif [ -z "$gwshim" ]; then
   gwshim=$(command -v gwshim) || die "no gwshim in PATH; give --gwshim PATH"
 fi
+[ -f "$gwshim" ] && [ -x "$gwshim" ] || die "$gwshim is not an executable file"
 case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename "$gwshim") ;; esac
-[ -x "$gwshim" ] || die "$gwshim is not an executable file"
 
 # The unit's files, this script's drop-in left out: from systemd, or else (no manager, or
 # --unit-file) from the standard unit folders, as systemd would find them.
