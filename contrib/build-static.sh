@@ -5,7 +5,7 @@
 #   contrib/build-static.sh            # musl if its Rust target is installed, else static glibc
 #   GWSHIM_STATIC=gnu contrib/build-static.sh   # force one: musl or gnu
 #   contrib/build-static.sh --small    # musl, with std rebuilt without its backtrace code:
-#                                      # about 430 KB instead of 750 (needs nightly, below)
+#                                      # about 480 KB instead of 810 (needs nightly, below)
 #   GWSHIM_NIGHTLY=nightly-2026-05-19 contrib/build-static.sh --small   # a pinned nightly
 #   GWSHIM_ARCH=aarch64 contrib/build-static.sh   # cross-build musl for another architecture,
 #                                      # linked with rust-lld (no C cross toolchain needed)

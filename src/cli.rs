@@ -80,7 +80,8 @@ struct Args {
     #[argh(switch)]
     leave_orphans: bool,
 
-    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG), e.g. --pdeathsig TERM
+    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG; default none, TERM for the Hermes
+    /// gateway), e.g. --pdeathsig TERM
     #[argh(option, arg_name = "SIG")]
     pdeathsig: Option<String>,
 
@@ -93,8 +94,9 @@ struct Args {
     #[argh(option, arg_name = "NAME")]
     name: Option<String>,
 
-    /// folder for the pacing state (default $XDG_RUNTIME_DIR/gwshim, else /run/gwshim, else
-    /// a private folder in the temp dir)
+    /// folder for the pacing state (default a gwshim* entry of $RUNTIME_DIRECTORY or
+    /// $STATE_DIRECTORY, else $XDG_RUNTIME_DIR/gwshim, else /run/gwshim, else a private folder
+    /// in the temp dir)
     #[argh(option, arg_name = "DIR")]
     state_dir: Option<String>,
 

@@ -79,6 +79,7 @@ archive=$(shipped)
 	exit 1
 }
 unpacked=$(mktemp -d)
+trap 'rm -rf "$unpacked"' EXIT # until cleanup (below) takes over
 tar -xzf "$archive" -C "$unpacked"
 gw_dist=$(echo "$unpacked"/gwshim-*/gwshim)
 is_static "$gw_dist" || {

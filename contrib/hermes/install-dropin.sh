@@ -352,7 +352,8 @@ printf '%s\n' "$text" >"$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$file"
 reload
-if [ "$manager" = 1 ]; then
+# (A --unit-file unit the manager has not loaded has nothing to check yet.)
+if [ "$manager" = 1 ] && [ "$(systemctl "$scope" show -p LoadState --value "$unit")" = loaded ]; then
   now=$(systemctl "$scope" show -p ExecStart --value "$unit")
   case $now in
     *"argv[]=$gwshim "*) ;;
