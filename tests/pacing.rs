@@ -252,7 +252,8 @@ fn a_childs_own_75_is_a_planned_restart_too() {
     let text = read_until_waiting(&mut child);
     assert!(text.contains("waiting"), "{text}");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("kill");
-    wait_bounded(&mut child, Duration::from_secs(10));
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "stopped during the wait: {status}");
     assert!(state_file(&dir, "q").contains("fast-failures 3\n"));
 }
 

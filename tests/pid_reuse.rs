@@ -29,12 +29,11 @@ fn scratch(name: &str) -> TempDir {
     TempDir::new(&format!("pid-reuse-{name}"))
 }
 
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    assert!(
+        common::wait_within(limit, Duration::from_millis(10), ok),
+        "timed out waiting for {what}"
+    );
 }
 
 fn read_number(file: &Path) -> Option<i32> {
@@ -51,18 +50,12 @@ fn wait_number(file: &Path) -> i32 {
 }
 
 fn state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    common::stat(pid).map(|s| s.0)
 }
 
 /// Field 22 of /proc/PID/stat: with the pid, it names one process for good.
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    common::stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 fn first_child(pid: i32) -> Option<i32> {
