@@ -719,7 +719,11 @@ fn a_folder_swapped_for_a_symlink_in_a_tight_loop_never_redirects_the_removal() 
         std::os::fd::AsRawFd::as_raw_fd(&intended)
     ));
     let pid_path = p.join("gateway.pid");
-    let spec = format!("{}:{}", pid_path.display(), p.join("gateway.lock").display());
+    let spec = format!(
+        "{}:{}",
+        pid_path.display(),
+        p.join("gateway.lock").display()
+    );
     let swapping = swapper(&p, &alt);
     let (done, finished) = std::sync::mpsc::channel();
     let watched = others.clone();
