@@ -108,6 +108,20 @@ fn after_kill(c: &Container, scope: Scope, old: u32) -> After {
     })
 }
 
+/// SIGKILLs the gateway `times` times, starting with `pid`, each time as soon as a new one is up
+/// (its restart ledger cleared first, as in `seed`); panics if the unit fails. The last pid.
+fn kill_until_back(c: &Container, scope: Scope, mut pid: u32, times: u32) -> u32 {
+    for k in 1..=times {
+        c.reset_gateway_starts();
+        c.sh_ok(&format!("kill -KILL {pid}"));
+        match after_kill(c, scope, pid) {
+            After::Back(new) => pid = new,
+            After::Failed(st) => panic!("the unit failed after kill {k}: {st:?}{}", c.context()),
+        }
+    }
+    pid
+}
+
 /// `journalctl` for the gateway's unit in `scope`, with more ARGS.
 fn unit_journal(c: &Container, scope: Scope, args: &str) -> String {
     match scope {
@@ -216,18 +230,8 @@ fn user_limits(suite: Suite, private_tmp: bool) {
     c.write_dropin(Scope::System, UNIT, "limits", &limits);
     let t0 = Instant::now();
     c.systemctl_ok(Scope::System, &["start", UNIT]);
-    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
-    for k in 1..=3 {
-        c.reset_gateway_starts();
-        c.sh_ok(&format!("kill -KILL {pid}"));
-        match after_kill(&c, Scope::System, pid) {
-            After::Back(new) => pid = new,
-            After::Failed(st) => panic!(
-                "the unit failed after kill {k} (PrivateTmp={private_tmp}): {st:?}{}",
-                c.context()
-            ),
-        }
-    }
+    let pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    kill_until_back(&c, Scope::System, pid, 3);
     let j = unit_journal(&c, Scope::System, "");
     assert!(
         j.contains("stays under StartLimitBurst=3/30s"),
@@ -257,15 +261,8 @@ fn user_query_refused(suite: Suite) {
          [Service]\nRestart=on-failure\nRestartSec=500ms\nInaccessiblePaths=/run/dbus\n",
     );
     c.systemctl_ok(Scope::System, &["start", UNIT]);
-    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
-    for k in 1..=2 {
-        c.reset_gateway_starts();
-        c.sh_ok(&format!("kill -KILL {pid}"));
-        match after_kill(&c, Scope::System, pid) {
-            After::Back(new) => pid = new,
-            After::Failed(st) => panic!("failed after kill {k}: {st:?}{}", c.context()),
-        }
-    }
+    let pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    kill_until_back(&c, Scope::System, pid, 2);
     let warnings = unit_journal(&c, Scope::System, "-p warning");
     let said = warnings
         .lines()
@@ -454,15 +451,8 @@ fn restart_steps(suite: Suite) {
         assert_eq!(c.prop(Scope::System, UNIT, "RestartSteps"), "3");
     }
     c.systemctl_ok(Scope::System, &["start", UNIT]);
-    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
-    for _ in 0..4 {
-        c.reset_gateway_starts();
-        c.sh_ok(&format!("kill -KILL {pid}"));
-        match after_kill(&c, Scope::System, pid) {
-            After::Back(new) => pid = new,
-            After::Failed(st) => panic!("failed: {st:?}{}", c.context()),
-        }
-    }
+    let pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    kill_until_back(&c, Scope::System, pid, 4);
     let j = unit_journal(&c, Scope::System, "");
     if suite.systemd() >= 254 {
         assert!(

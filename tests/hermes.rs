@@ -826,7 +826,7 @@ fn orphans_of_the_gateway_are_reaped_or_ended() {
         "pid {short} left as {:?}",
         stat(short)
     );
-    let zombies: Vec<i32> = children_of(gw.pid)
+    let zombies: Vec<i32> = common::children_of(gw.pid)
         .into_iter()
         .filter(|p| stat(*p).is_some_and(|s| s.0 == 'Z'))
         .collect();
@@ -840,17 +840,6 @@ fn orphans_of_the_gateway_are_reaped_or_ended() {
     for pid in [term, stubborn] {
         assert!(!exists(pid), "pid {pid} still there: {:?}", stat(pid));
     }
-}
-
-/// The pids whose parent is `parent`.
-fn children_of(parent: i32) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| ppid(*p) == Some(parent))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1243,7 +1232,7 @@ fn gateways(hermes_home: &Path) -> Vec<i32> {
 }
 
 /// A gateway that hermes started itself (outside gwshim) is up: it holds gateway.lock and has
-/// finished starting. Returns its pid.
+/// finished starting.
 fn wait_gateway_of(home: &Home, pid: i32) {
     let up = wait_for(START_TIMEOUT, || {
         home.lock_holders() == [pid] && started_runs(&home.hermes_home) > home.runs.get()
@@ -1522,7 +1511,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
         |m| {
             let p = m.show(UNIT, &["ActiveState", "MainPID", "StatusText"]);
             let main: i32 = p["MainPID"].parse().unwrap_or(0);
-            let gateway = children_of(main).pop();
+            let gateway = common::children_of(main).pop();
             match p["ActiveState"].as_str() {
                 "activating" if gateway.is_some() => starting_seen = true,
                 "active" => return Some((gateway?, p["StatusText"].clone())),
@@ -1551,7 +1540,7 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
         "{st:?}{}",
         m.context()
     );
-    assert_eq!(children_of(st.main_pid as i32), [gateway]);
+    assert_eq!(common::children_of(st.main_pid as i32), [gateway]);
 
     // A gateway stopped with SIGSTOP feeds nothing: the watchdog fires (SIGABRT, then SIGCONT,
     // to gwshim, which forwards both), the gateway dies, and systemd starts the unit again.

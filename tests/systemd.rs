@@ -84,6 +84,30 @@ fn assert_waits_only_for(log: &str, limit: &str, m: &Manager) {
     assert!(!log.contains("assuming"), "{}", m.context());
 }
 
+/// Polls `unit` every 200 ms until `up` holds for its state, and returns that state; panics
+/// naming `what` after `timeout`, and at once when a start did not start the service or the unit
+/// failed.
+fn wait_up(
+    m: &Manager,
+    svc: &StandIn,
+    unit: &str,
+    what: &str,
+    timeout: Duration,
+    up: impl Fn(&UnitState) -> bool,
+) -> UnitState {
+    m.wait_until_every(what, timeout, Duration::from_millis(200), |m| {
+        let st = m.state(unit);
+        assert_service_started(m, svc, &st);
+        assert!(
+            !st.is_failed(),
+            "{unit} failed after {} starts: {st:?}{}",
+            svc.starts(),
+            m.context()
+        );
+        up(&st).then_some(st)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. The seed: fast failures exhaust StartLimitBurst= and the unit ends failed.
 
@@ -136,22 +160,14 @@ fn seed_with_gwshim_never_fails_and_the_6th_start_stays_up() {
     let mark = m.log_mark();
     m.start("seed.service");
     // About 35 s with pacing (the 4th start 33 s after the 1st, the 5th and 6th right after
-    // it); poll every 200 ms, at most 90 s, and fail as soon as it fails.
-    let st = m.wait_until_every(
+    // it); at most 90 s.
+    let st = wait_up(
+        &m,
+        &svc,
+        "seed.service",
         "the 6th start to be up",
         90 * SEC,
-        Duration::from_millis(200),
-        |m| {
-            let st = m.state("seed.service");
-            assert_service_started(m, &svc, &st);
-            assert!(
-                !st.is_failed(),
-                "seed.service failed after {} starts: {st:?}{}",
-                svc.starts(),
-                m.context()
-            );
-            (svc.is_up(SEED_FAILURES as usize + 1) && st.is_running()).then_some(st)
-        },
+        |st| svc.is_up(SEED_FAILURES as usize + 1) && st.is_running(),
     );
     assert_eq!(
         svc.starts(),
@@ -168,10 +184,11 @@ fn seed_with_gwshim_never_fails_and_the_6th_start_stays_up() {
     );
     // gwshim paced by the unit's own limit, read from systemd, and by nothing else.
     assert_waits_only_for(&log, SEED_WAIT, &m);
-    let gaps = svc.start_gaps();
+    // A sliding window: the 4th start at least StartLimitIntervalSec=30 s after the 1st.
+    let r = svc.start_records();
     assert!(
-        gaps[2] >= 30.0,
-        "the 4th start waits out the window: {gaps:?}"
+        r[3].time - r[0].time >= 30.0,
+        "the 4th start waits out the window: {r:?}"
     );
     // Still up a moment later, and under gwshim.
     std::thread::sleep(Duration::from_millis(500));
@@ -401,12 +418,9 @@ fn hermes_unit_with_gwshim_backs_off() {
     };
     let svc = install_hermes(&m, Via::Gwshim(PACING_HERMES));
     m.start("hermes.service");
-    // Five starts, four gaps; poll every 200 ms, at most 60 s.
-    m.wait_until_every("five starts", 60 * SEC, Duration::from_millis(200), |m| {
-        let st = m.state("hermes.service");
-        assert_service_started(m, &svc, &st);
-        assert!(!st.is_failed(), "{st:?}{}", m.context());
-        (svc.starts() >= 5).then_some(())
+    // Five starts, four gaps; at most 60 s.
+    wait_up(&m, &svc, "hermes.service", "five starts", 60 * SEC, |_| {
+        svc.starts() >= 5
     });
     let st = m.state("hermes.service");
     m.stop("hermes.service");
@@ -440,21 +454,13 @@ fn a_unit_with_4_starts_per_20s_is_paced_by_its_own_limit() {
     let mark = m.log_mark();
     m.start("four.service");
     // The 5th start 22 s after the 1st, the 6th and 7th right after it: about 24 s.
-    m.wait_until_every(
+    wait_up(
+        &m,
+        &svc,
+        "four.service",
         "the 7th start to be up",
         60 * SEC,
-        Duration::from_millis(200),
-        |m| {
-            let st = m.state("four.service");
-            assert_service_started(m, &svc, &st);
-            assert!(
-                !st.is_failed(),
-                "failed after {} starts: {st:?}{}",
-                svc.starts(),
-                m.context()
-            );
-            (svc.is_up(7) && st.is_running()).then_some(())
-        },
+        |st| svc.is_up(7) && st.is_running(),
     );
     let log = m.log_since(mark);
     assert_waits_only_for(

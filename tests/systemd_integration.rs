@@ -2,6 +2,7 @@
 //! service under gwshim because gwshim relays its notifications (harness:
 //! tests/systemd_harness/mod.rs). The control runs gwshim with --no-notify-relay.
 
+mod common;
 mod skip;
 mod systemd_harness;
 
@@ -191,7 +192,7 @@ fn the_status_line_says_what_gwshim_is_doing() {
     let (pid, text) = m.wait_until("the child's pid in the status line", 20 * SEC, |m| {
         let st = m.state("status.service");
         let text = m.prop("status.service", "StatusText");
-        let pid = children(st.main_pid as i32).pop()?;
+        let pid = common::children_of(st.main_pid as i32).pop()?;
         text.starts_with("child running").then_some((pid, text))
     });
     assert_eq!(text, format!("child running, pid {pid}"), "{}", m.context());
@@ -267,23 +268,4 @@ fn stopping_shows_deactivating_and_a_75_after_it_is_still_restarted() {
         "{st:?}{}",
         m.context()
     );
-}
-
-/// The pids whose parent is `parent` (from /proc/PID/stat: the ppid follows the state).
-fn children(parent: i32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if ppid == Some(parent) {
-            pids.push(pid);
-        }
-    }
-    pids
 }

@@ -132,8 +132,6 @@ pub struct Container {
     work: PathBuf,
     console: PathBuf,
     cgroups: Vec<PathBuf>,
-    /// Time spent building the root file system in this process (zero when cached).
-    pub rootfs_build: Duration,
     /// Time from nspawn's start to `is-system-running` answering running or degraded.
     pub boot_time: Duration,
     /// When this test had the machine to itself (the lock taken), for the timing line.
@@ -152,10 +150,8 @@ impl Container {
             .unwrap_or_else(|e| e.into_inner());
         preflight()?;
         let gwshim = static_gwshim()?;
-        let t0 = Instant::now();
         prepare_rootfs_all();
-        let (rootfs, built) = rootfs(suite)?;
-        let rootfs_build = if built { t0.elapsed() } else { Duration::ZERO };
+        let rootfs = rootfs(suite)?;
         let machine_lock = machine_lock(suite);
         sweep_stale_cgroups(CGROUP_PREFIX, |name| {
             let _ = Command::new("rm")
@@ -214,7 +210,6 @@ impl Container {
             work,
             console,
             cgroups,
-            rootfs_build,
             boot_time: Duration::ZERO,
             since: Instant::now(),
             _machine_lock: machine_lock,
@@ -262,28 +257,11 @@ impl Container {
             c.copy_in(&src, &format!("{CONTRIB_IN}/{f}"), 0o755);
         }
         eprintln!(
-            "booted {} (systemd {version}) in {:.1} s{}",
+            "booted {} (systemd {version}) in {:.1} s",
             suite.name(),
-            c.boot_time.as_secs_f64(),
-            if built {
-                format!(
-                    "; built its root file system in {:.0} s",
-                    rootfs_build.as_secs_f64()
-                )
-            } else {
-                String::new()
-            }
+            c.boot_time.as_secs_f64()
         );
         Ok(c)
-    }
-
-    pub fn suite(&self) -> Suite {
-        self.suite
-    }
-
-    /// The container's pid 1 as the host sees it.
-    pub fn init_pid(&self) -> i32 {
-        self.init
     }
 
     /// A path in the container, as the host can open it (`/proc/INIT/root/PATH`).
@@ -339,16 +317,8 @@ impl Container {
         let out = self
             .sh(script)
             .unwrap_or_else(|e| panic!("{script}: {e}{}", self.context()));
-        if !out.status.success() {
-            panic!(
-                "in the container: {script}: {}\n{}{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.context()
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let what = format!("in the container: {script}");
+        sandbox::stdout_ok(&what, out, || self.context())
     }
 
     /// `sh -c SCRIPT` as the user `hermes`, with its login's environment for its user manager
@@ -368,22 +338,15 @@ impl Container {
         let out = self
             .sh_as_user(script)
             .unwrap_or_else(|e| panic!("{script}: {e}{}", self.context()));
-        if !out.status.success() {
-            panic!(
-                "in the container, as {USER}: {script}: {}\n{}{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.context()
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let what = format!("in the container, as {USER}: {script}");
+        sandbox::stdout_ok(&what, out, || self.context())
     }
 
     /// `systemctl [--user] ARGS` (bounded, not checked).
     pub fn systemctl(&self, scope: Scope, args: &[&str]) -> Output {
         let line = format!(
-            "systemctl --no-pager --no-ask-password {}",
+            "systemctl {}--no-pager --no-ask-password {}",
+            if scope == Scope::User { "--user " } else { "" },
             args.iter()
                 .map(|a| shell_quote(a))
                 .collect::<Vec<_>>()
@@ -391,25 +354,15 @@ impl Container {
         );
         let out = match scope {
             Scope::System => self.sh(&line),
-            Scope::User => self.sh_as_user(&line.replacen("systemctl", "systemctl --user", 1)),
+            Scope::User => self.sh_as_user(&line),
         };
         out.unwrap_or_else(|e| panic!("systemctl {args:?}: {e}{}", self.context()))
     }
 
     /// `systemctl [--user] ARGS`, panicking unless it succeeds; its stdout.
     pub fn systemctl_ok(&self, scope: Scope, args: &[&str]) -> String {
-        let out = self.systemctl(scope, args);
-        if !out.status.success() {
-            panic!(
-                "systemctl ({scope:?}) {} failed ({}): {}{}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.context()
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let what = format!("systemctl ({scope:?}) {}", args.join(" "));
+        sandbox::stdout_ok(&what, self.systemctl(scope, args), || self.context())
     }
 
     /// `systemctl show UNIT -p P...` as a map.
@@ -419,11 +372,7 @@ impl Container {
             args.push("-p");
             args.push(p);
         }
-        self.systemctl_ok(scope, &args)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        sandbox::show_map(&self.systemctl_ok(scope, &args))
     }
 
     /// One property of a unit ("" if systemd has no such property).
@@ -435,8 +384,7 @@ impl Container {
 
     /// ActiveState, SubState, Result, NRestarts and MainPID.
     pub fn state(&self, scope: Scope, unit: &str) -> UnitState {
-        let p = self.show(scope, unit, &UnitState::PROPERTIES);
-        UnitState::from_show(|k| p.get(k).cloned().unwrap_or_default())
+        UnitState::from_show(&self.show(scope, unit, &UnitState::PROPERTIES))
     }
 
     /// `journalctl --no-pager -o cat ARGS` in the container (system journal; the user manager's
@@ -489,18 +437,13 @@ impl Container {
         timeout: Duration,
         pred: impl Fn(&UnitState) -> bool,
     ) -> UnitState {
-        let mut last = UnitState::default();
-        let found = self.poll(timeout, Duration::from_millis(100), |c| {
-            last = c.state(scope, unit);
-            pred(&last).then(|| last.clone())
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "timed out after {timeout:?} waiting for a state of {unit}; last seen: \
-                 {last:?}{}",
-                self.context()
-            )
-        })
+        sandbox::wait_state(
+            unit,
+            timeout,
+            || self.state(scope, unit),
+            pred,
+            || self.context(),
+        )
     }
 
     // --- hermes ---
@@ -600,12 +543,7 @@ impl Container {
 
     /// Whether a pid of the container is a live process (not a zombie).
     pub fn alive(&self, pid: u32) -> bool {
-        match fs::read_to_string(self.path(&format!("/proc/{pid}/stat"))) {
-            Ok(stat) => stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-            Err(_) => false,
-        }
+        sandbox::alive_at(&self.path(&format!("/proc/{pid}/stat")))
     }
 
     /// Forgets the gateway's own restart history (`gateway-starts.log`): from its 6th start in
@@ -794,14 +732,14 @@ fn prepare_rootfs_all() {
     });
 }
 
-/// The suite's cached root file system, built first if missing: (its path, whether it was
-/// built now). Builds of several test processes take turns (a flock per suite).
-pub fn rootfs(suite: Suite) -> Result<(PathBuf, bool), String> {
+/// The suite's cached root file system, built first if missing. Builds of several test
+/// processes take turns (a flock per suite).
+pub fn rootfs(suite: Suite) -> Result<PathBuf, String> {
     let dir = Path::new(MANIFEST).join("target/booted");
     let path = dir.join(format!("rootfs-{}-{RECIPE}", suite.name()));
     let complete = |p: &Path| p.join("opt/hermes-venv/bin/hermes").exists();
     if complete(&path) {
-        return Ok((path, false));
+        return Ok(path);
     }
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let _lock = flock_within(
@@ -809,7 +747,7 @@ pub fn rootfs(suite: Suite) -> Result<(PathBuf, bool), String> {
         ROOTFS_TIMEOUT + Duration::from_secs(60),
     );
     if complete(&path) {
-        return Ok((path, false));
+        return Ok(path);
     }
     let t0 = Instant::now();
     let mut cmd = Command::new(format!("{MANIFEST}/tests/booted/make-rootfs.sh"));
@@ -829,7 +767,7 @@ pub fn rootfs(suite: Suite) -> Result<(PathBuf, bool), String> {
         path.display(),
         t0.elapsed().as_secs_f64()
     );
-    Ok((path, true))
+    Ok(path)
 }
 
 /// The machine-wide lock of a suite: waits (bounded) for another test process's container of

@@ -310,6 +310,17 @@ pub fn stat(pid: i32) -> Option<(char, i32, i32)> {
     ))
 }
 
+/// The pids whose parent is `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| stat(p).is_some_and(|s| s.1 == parent))
+        .collect()
+}
+
 pub fn stopped(pid: i32) -> bool {
     stat(pid).is_some_and(|s| s.0 == 'T')
 }

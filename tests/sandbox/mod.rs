@@ -8,6 +8,7 @@
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -217,6 +218,32 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String
     })
 }
 
+/// A checked command's stdout; panics with `what`, the exit status, both outputs and `ctx()`
+/// unless it succeeded.
+pub fn stdout_ok(what: &str, out: Output, ctx: impl FnOnce() -> String) -> String {
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            ctx()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the process of a /proc/PID/stat exists and is not a zombie.
+pub fn alive_at(stat_path: &Path) -> bool {
+    match fs::read_to_string(stat_path) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
 /// Polls `probe` every `every` until it gives Some (returned) or `timeout` has passed (None).
 pub fn poll<T>(
     timeout: Duration,
@@ -234,6 +261,37 @@ pub fn poll<T>(
         }
         thread::sleep(every.min(deadline - now));
     }
+}
+
+/// Waits (bounded, polling `state` every 100 ms) until `unit`'s state satisfies `pred`, and
+/// returns that state; panics with the last state seen and `ctx()` when time is up.
+pub fn wait_state(
+    unit: &str,
+    timeout: Duration,
+    mut state: impl FnMut() -> UnitState,
+    pred: impl Fn(&UnitState) -> bool,
+    ctx: impl FnOnce() -> String,
+) -> UnitState {
+    let mut last = UnitState::default();
+    let found = poll(timeout, Duration::from_millis(100), || {
+        last = state();
+        pred(&last).then(|| last.clone())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "timed out after {timeout:?} waiting for a state of {unit}; last seen: {last:?}{}",
+            ctx()
+        )
+    })
+}
+
+/// The `KEY=VALUE` lines of `systemctl show` as a map.
+pub fn show_map(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The properties of a unit the tests look at, from `systemctl show`.
@@ -260,8 +318,9 @@ impl UnitState {
         "MainPID",
     ];
 
-    /// From the answer's values (`get` gives "" for a missing one).
-    pub fn from_show(get: impl Fn(&str) -> String) -> UnitState {
+    /// From the answer (`show_map`); a missing property counts as "".
+    pub fn from_show(p: &BTreeMap<String, String>) -> UnitState {
+        let get = |k: &str| p.get(k).cloned().unwrap_or_default();
         UnitState {
             active: get("ActiveState"),
             sub: get("SubState"),

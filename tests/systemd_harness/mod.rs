@@ -221,7 +221,7 @@ impl Manager {
             thread::sleep(Duration::from_millis(20));
         }
         m.wait_until("the manager to be running", BOOT_TIMEOUT, |m| {
-            if !alive(m.pid) {
+            if !sandbox::alive_at(Path::new(&format!("/proc/{}/stat", m.pid))) {
                 panic!("the manager (pid {}) exited{}", m.pid, m.context());
             }
             let out = m.systemctl(&["is-system-running"]);
@@ -313,18 +313,8 @@ impl Manager {
 
     /// Runs `systemctl --user ARGS`, panics unless it succeeds, returns its stdout.
     pub fn systemctl_ok(&self, args: &[&str]) -> String {
-        let out = self.systemctl(args);
-        if !out.status.success() {
-            panic!(
-                "systemctl --user {} failed ({}): {}{}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                self.context()
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let what = format!("systemctl --user {}", args.join(" "));
+        sandbox::stdout_ok(&what, self.systemctl(args), || self.context())
     }
 
     /// Writes `$XDG_RUNTIME_DIR/systemd/user/NAME` (a unit or `NAME.d/x.conf` drop-in) and
@@ -365,11 +355,7 @@ impl Manager {
             args.push("-p");
             args.push(p);
         }
-        self.systemctl_ok(&args)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        sandbox::show_map(&self.systemctl_ok(&args))
     }
 
     /// One property of a unit (empty if systemd has no such property).
@@ -379,8 +365,7 @@ impl Manager {
 
     /// ActiveState, SubState, Result, NRestarts, ExecMainStatus, ExecMainCode and MainPID.
     pub fn state(&self, unit: &str) -> UnitState {
-        let p = self.show(unit, &UnitState::PROPERTIES);
-        UnitState::from_show(|k| p.get(k).cloned().unwrap_or_default())
+        UnitState::from_show(&self.show(unit, &UnitState::PROPERTIES))
     }
 
     /// Polls `probe` every 100 ms until it gives Some, for at most `timeout`; panics with `what`
@@ -428,18 +413,7 @@ impl Manager {
         timeout: Duration,
         pred: impl Fn(&UnitState) -> bool,
     ) -> UnitState {
-        let mut last = UnitState::default();
-        let found = self.poll(timeout, Duration::from_millis(100), |m| {
-            last = m.state(unit);
-            pred(&last).then(|| last.clone())
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "timed out after {timeout:?} waiting for a state of {unit}; last seen: \
-                 {last:?}{}",
-                self.context()
-            )
-        })
+        sandbox::wait_state(unit, timeout, || self.state(unit), pred, || self.context())
     }
 
     /// Waits (bounded) until the log written after `mark` contains `needle` (the log is copied
@@ -689,16 +663,5 @@ fn preflight() -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(e) => Err(format!("unshare fails: {e}")),
-    }
-}
-
-/// Whether a process exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
     }
 }
