@@ -407,8 +407,7 @@ impl Relay {
         let sock = datagram_socket()?;
         // Before anyone can send: every datagram then names its sender. Without that the
         // relay cannot tell the gateway from its tools, so it must not relay at all.
-        setsockopt(&sock, sockopt::PassCred, &true)
-            .map_err(|e| format!("SO_PASSCRED: {e}"))?;
+        setsockopt(&sock, sockopt::PassCred, &true).map_err(|e| format!("SO_PASSCRED: {e}"))?;
         let pid = std::process::id();
         let path = dir.map(|d| d.join(format!("notify-{pid}")));
         let bound = match path {
@@ -533,9 +532,11 @@ impl Relay {
                     }
                 }
                 Verdict::Drop(why) => {
-                    self.log(&self.dropped, log::Level::Warn, &format!(
-                        "dropped a notification from pid {from}: {why}"
-                    ));
+                    self.log(
+                        &self.dropped,
+                        log::Level::Warn,
+                        &format!("dropped a notification from pid {from}: {why}"),
+                    );
                 }
                 Verdict::Refuse(why) => {
                     self.log(&self.refused, log::Level::Debug, &format!(
@@ -612,8 +613,8 @@ fn bind_abstract(sock: &OwnedFd, pid: u32) -> Result<Bound, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let name = format!("gwshim/notify/{pid}/{:x}", nanos ^ attempt.rotate_left(16))
-            .into_bytes();
+        let name =
+            format!("gwshim/notify/{pid}/{:x}", nanos ^ attempt.rotate_left(16)).into_bytes();
         let addr = UnixAddr::new_abstract(&name).map_err(|e| format!("abstract name: {e}"))?;
         match bind(sock.as_raw_fd(), &addr) {
             Ok(()) => return Ok(Bound::Abstract(name)),
@@ -650,7 +651,10 @@ fn sweep(dir: &Path) {
         if connect(probe.as_raw_fd(), &addr) == Err(Errno::ECONNREFUSED) {
             match std::fs::remove_file(&path) {
                 Ok(()) => debug!("removed the stale notify socket {}", path.display()),
-                Err(e) => debug!("cannot remove the stale notify socket {}: {e}", path.display()),
+                Err(e) => debug!(
+                    "cannot remove the stale notify socket {}: {e}",
+                    path.display()
+                ),
             }
         }
     }
@@ -683,13 +687,20 @@ pub fn promise(origin: Origin, access: Access, datagram: &[u8]) -> Result<(), St
             }
             let all = tags(b.strip_suffix(b"\0").unwrap_or(&b)).ok_or("unreadable relayed")?;
             if all.iter().any(|t| held(t)) || raw_lines(&b).any(held) {
-                return Err(format!("held tag relayed: {:?}", String::from_utf8_lossy(&b)));
+                return Err(format!(
+                    "held tag relayed: {:?}",
+                    String::from_utf8_lossy(&b)
+                ));
             }
             if systemd_readies && !ready_wins(b.strip_suffix(b"\0").unwrap_or(&b)) {
                 return Err(format!("READY=1 lost: {:?}", String::from_utf8_lossy(&b)));
             }
             match judge(Origin::Main, Access::Main, &b) {
-                Verdict::Pass { bytes: Some(again), held, .. } if again == b && held.is_empty() => Ok(()),
+                Verdict::Pass {
+                    bytes: Some(again),
+                    held,
+                    ..
+                } if again == b && held.is_empty() => Ok(()),
                 v => Err(format!("relayed bytes judged again: {v:?}")),
             }
         }
@@ -737,10 +748,19 @@ mod tests {
             // One trailing NUL is permitted.
             (b"READY=1\0", pass(b"READY=1\0")),
             (b"MAINPID=42", held_back(None, &["MAINPID=42"])),
-            (b"READY=1\nMAINPID=42", held_back(Some(b"READY=1\n"), &["MAINPID=42"])),
-            (b"READY=1\rMAINPID=42", held_back(Some(b"READY=1\n"), &["MAINPID=42"])),
+            (
+                b"READY=1\nMAINPID=42",
+                held_back(Some(b"READY=1\n"), &["MAINPID=42"]),
+            ),
+            (
+                b"READY=1\rMAINPID=42",
+                held_back(Some(b"READY=1\n"), &["MAINPID=42"]),
+            ),
             // A backslash escapes the next byte (systemd 247+): this is MAINPID=42.
-            (b"READY=1\n\\MAINPID=42", held_back(Some(b"READY=1\n"), &["MAINPID=42"])),
+            (
+                b"READY=1\n\\MAINPID=42",
+                held_back(Some(b"READY=1\n"), &["MAINPID=42"]),
+            ),
             // Read without escapes (older systemd) the second line would be MAINPID=: kept back
             // with the tag it belongs to.
             (
@@ -757,12 +777,18 @@ mod tests {
                 },
             ),
             // The child's STOPPING=1, and what it outweighs, stay with gwshim.
-            (b"STOPPING=1\nSTATUS=bye", held_back(Some(b"STATUS=bye\n"), &["STOPPING=1"])),
+            (
+                b"STOPPING=1\nSTATUS=bye",
+                held_back(Some(b"STATUS=bye\n"), &["STOPPING=1"]),
+            ),
             (
                 b"READY=1\nSTOPPING=1",
                 held_back(None, &["READY=1", "STOPPING=1"]),
             ),
-            (b"STOPPING=1\nREADY=1", held_back(Some(b"READY=1\n"), &["STOPPING=1"])),
+            (
+                b"STOPPING=1\nREADY=1",
+                held_back(Some(b"READY=1\n"), &["STOPPING=1"]),
+            ),
             (b"STOPPING=yes", pass(b"STOPPING=yes")),
             (b"", Verdict::Drop("empty")),
             (b"\n\r\n", Verdict::Drop("empty")),
@@ -808,7 +834,11 @@ mod tests {
         ];
         for (origin, access, passes) in table {
             let v = judge(origin, access, b"READY=1");
-            assert_eq!(matches!(v, Verdict::Pass { .. }), passes, "{origin:?} {access:?}");
+            assert_eq!(
+                matches!(v, Verdict::Pass { .. }),
+                passes,
+                "{origin:?} {access:?}"
+            );
         }
         // Only the main process changes who may speak.
         let v = judge(Origin::Unit, Access::All, b"NOTIFYACCESS=main");
@@ -826,7 +856,13 @@ mod tests {
 
     #[test]
     fn reads_tags_as_systemd_does() {
-        let t = |s: &[u8]| tags(s).map(|v| v.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect::<Vec<_>>());
+        let t = |s: &[u8]| {
+            tags(s).map(|v| {
+                v.iter()
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(t(b"A=1\n\nB=2\r\n"), Some(vec!["A=1".into(), "B=2".into()]));
         assert_eq!(t(b"\\A=1"), Some(vec!["A=1".into()]));
         assert_eq!(t(b"A=\\\\x"), Some(vec!["A=\\x".into()]));
@@ -839,18 +875,36 @@ mod tests {
     fn knows_the_units_cgroup() {
         let own = "0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service\n";
         let table = [
-            ("0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service\n", true),
-            ("0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service/sub\n", true),
-            ("0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service2\n", false),
-            ("0::/user.slice/user-0.slice/user@0.service/app.slice\n", false),
+            (
+                "0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service\n",
+                true,
+            ),
+            (
+                "0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service/sub\n",
+                true,
+            ),
+            (
+                "0::/user.slice/user-0.slice/user@0.service/app.slice/gw.service2\n",
+                false,
+            ),
+            (
+                "0::/user.slice/user-0.slice/user@0.service/app.slice\n",
+                false,
+            ),
             ("", false),
         ];
         for (sender, want) in table {
             assert_eq!(in_cgroup(own, sender), want, "{sender}");
         }
         let v1 = "12:cpu:/x\n1:name=systemd:/system.slice/gw.service\n";
-        assert!(in_cgroup(v1, "3:cpu:/y\n1:name=systemd:/system.slice/gw.service\n"));
-        assert!(!in_cgroup(v1, "1:name=systemd:/system.slice/other.service\n"));
+        assert!(in_cgroup(
+            v1,
+            "3:cpu:/y\n1:name=systemd:/system.slice/gw.service\n"
+        ));
+        assert!(!in_cgroup(
+            v1,
+            "1:name=systemd:/system.slice/other.service\n"
+        ));
     }
 
     #[test]
@@ -858,7 +912,19 @@ mod tests {
         let mut b = Budget::default();
         let t0 = Instant::now();
         let got: Vec<Option<u64>> = (0..8).map(|_| b.take(t0)).collect();
-        assert_eq!(got, [Some(0), Some(0), Some(0), Some(0), Some(0), None, None, None]);
+        assert_eq!(
+            got,
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None
+            ]
+        );
         // The next window says how many were left out.
         assert_eq!(b.take(t0 + LOG_WINDOW), Some(3));
         assert_eq!(b.take(t0 + LOG_WINDOW), Some(0));
@@ -869,9 +935,23 @@ mod tests {
     #[test]
     fn keeps_its_promise_over_generated_datagrams() {
         const PIECES: &[&[u8]] = &[
-            b"READY=1", b"STOPPING=1", b"RELOADING=1", b"MAINPID=7", b"MAINPIDFD=1",
-            b"NOTIFYACCESS=all", b"STATUS=x", b"WATCHDOG=1", b"\\", b"\n", b"\r", b"\0", b"\xff",
-            b"=", b"X", b"READY", b"=1",
+            b"READY=1",
+            b"STOPPING=1",
+            b"RELOADING=1",
+            b"MAINPID=7",
+            b"MAINPIDFD=1",
+            b"NOTIFYACCESS=all",
+            b"STATUS=x",
+            b"WATCHDOG=1",
+            b"\\",
+            b"\n",
+            b"\r",
+            b"\0",
+            b"\xff",
+            b"=",
+            b"X",
+            b"READY",
+            b"=1",
         ];
         let origins = [Origin::Main, Origin::Unit, Origin::Other, Origin::Unknown];
         let accesses = [Access::Main, Access::All, Access::Nothing];
@@ -891,7 +971,10 @@ mod tests {
             let origin = origins[(next() % 4) as usize];
             let access = accesses[(next() % 3) as usize];
             if let Err(e) = promise(origin, access, &d) {
-                panic!("{e}: {:?} from {origin:?} under {access:?}", String::from_utf8_lossy(&d));
+                panic!(
+                    "{e}: {:?} from {origin:?} under {access:?}",
+                    String::from_utf8_lossy(&d)
+                );
             }
         }
     }

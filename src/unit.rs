@@ -181,7 +181,9 @@ pub fn query_argv(unit: &str, user: bool) -> Vec<String> {
     argv.extend(["show".into(), "--no-pager".into()]);
     argv.push(format!(
         "--property={}",
-        [&REQUIRED[..], &OPTIONAL[..], &RELAY[..]].concat().join(",")
+        [&REQUIRED[..], &OPTIONAL[..], &RELAY[..]]
+            .concat()
+            .join(",")
     ));
     argv.extend(["--".into(), unit.into()]);
     argv
