@@ -474,7 +474,10 @@ fn remove_takes_gwshims_runtime_folder_too() {
     fs::create_dir_all(&folder).unwrap();
     fs::write(folder.join("hermes-gateway.pacing"), "").unwrap();
     let out = h.ok(&["--remove", "--dry-run"]);
-    assert!(out.contains(&format!("would remove {}", folder.display())), "{out}");
+    assert!(
+        out.contains(&format!("would remove {}", folder.display())),
+        "{out}"
+    );
     assert!(folder.exists());
     let out = h.ok(&["--remove"]);
     assert!(!h.dropin().exists(), "{out}");

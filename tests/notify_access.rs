@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 use systemd_harness::{GWSHIM, Manager, python};
 
 const SEC: Duration = Duration::from_secs(1);
-const SPEAKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/notify_speaker.py");
+const SPEAKER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/helpers/notify_speaker.py"
+);
 
 /// Installs UNIT running the speaker in MODE, under gwshim (with `gwshim_opts`) or not.
 fn speaker_unit(m: &Manager, unit: &str, mode: &str, gwshim: Option<&str>, extra: &str) -> PathBuf {
     let dir = m.dir().join(unit);
     fs::create_dir_all(&dir).expect("dir");
-    let command = format!("{} {SPEAKER} {} {mode}", python().to_string_lossy(), dir.display());
+    let command = format!(
+        "{} {SPEAKER} {} {mode}",
+        python().to_string_lossy(),
+        dir.display()
+    );
     let exec = match gwshim {
         Some(opts) => format!("{GWSHIM} -v {opts} -- {command}"),
         None => command,
@@ -50,7 +57,11 @@ fn a_grandchilds_ready_is_refused() {
         return;
     };
     for gwshim in [Some(""), None] {
-        let unit = if gwshim.is_some() { "ready-gw.service" } else { "ready-ctl.service" };
+        let unit = if gwshim.is_some() {
+            "ready-gw.service"
+        } else {
+            "ready-ctl.service"
+        };
         let dir = speaker_unit(&m, unit, "grandchild-ready", gwshim, "TimeoutStartSec=3s\n");
         let mark = m.log_mark();
         let out = m.systemctl(&["start", unit]);
@@ -83,7 +94,11 @@ fn only_the_gateway_speaks_for_the_unit() {
         return;
     };
     for gwshim in [Some(""), None] {
-        let unit = if gwshim.is_some() { "speak-gw.service" } else { "speak-ctl.service" };
+        let unit = if gwshim.is_some() {
+            "speak-gw.service"
+        } else {
+            "speak-ctl.service"
+        };
         let dir = speaker_unit(&m, unit, "gateway", gwshim, "WatchdogSec=2s\n");
         let mark = m.log_mark();
         m.start(unit);
@@ -92,15 +107,34 @@ fn only_the_gateway_speaks_for_the_unit() {
         });
         // Past WatchdogSec: still fed by the gateway alone.
         std::thread::sleep(3 * SEC);
-        let p = m.show(unit, &["ActiveState", "SubState", "StatusText", "StatusErrno", "NRestarts"]);
+        let p = m.show(
+            unit,
+            &[
+                "ActiveState",
+                "SubState",
+                "StatusText",
+                "StatusErrno",
+                "NRestarts",
+            ],
+        );
         let ctx = m.context();
         assert_eq!(
-            (p["ActiveState"].as_str(), p["SubState"].as_str(), p["NRestarts"].as_str()),
+            (
+                p["ActiveState"].as_str(),
+                p["SubState"].as_str(),
+                p["NRestarts"].as_str()
+            ),
             ("active", "running", "0"),
             "{unit}: {p:?}{ctx}"
         );
-        assert_eq!(p["StatusText"], "ready beside lines systemd cannot use", "{unit}{ctx}");
-        assert_eq!(p["StatusErrno"], "0", "{unit}: a grandchild's ERRNO= reached systemd{ctx}");
+        assert_eq!(
+            p["StatusText"], "ready beside lines systemd cannot use",
+            "{unit}{ctx}"
+        );
+        assert_eq!(
+            p["StatusErrno"], "0",
+            "{unit}: a grandchild's ERRNO= reached systemd{ctx}"
+        );
         let log = m.log_since(mark);
         assert!(!log.contains("Watchdog timeout"), "{unit}{ctx}");
         if gwshim.is_some() {
@@ -108,7 +142,10 @@ fn only_the_gateway_speaks_for_the_unit() {
             assert_eq!(starts(&dir).len(), 1);
         } else {
             // systemd's own refusal, which gwshim's relay mirrors.
-            assert!(log.contains("reception only permitted for main PID"), "{log}");
+            assert!(
+                log.contains("reception only permitted for main PID"),
+                "{log}"
+            );
         }
         m.stop(unit);
     }
@@ -131,7 +168,9 @@ fn an_fdstore_sent_right_before_the_exit_reaches_systemd() {
         "FileDescriptorStoreMax=3\nRestart=always\nRestartSec=200ms\nRestartForceExitStatus=75\n",
     );
     m.start(unit);
-    m.wait_until("the child to wait", 10 * SEC, |_| fs::metadata(dir.join("waiting")).ok());
+    m.wait_until("the child to wait", 10 * SEC, |_| {
+        fs::metadata(dir.join("waiting")).ok()
+    });
     let gwshim: i32 = m.prop(unit, "MainPID").parse().expect("MainPID");
     let child = starts(&dir)[0].0;
     common::kill(gwshim, nix::libc::SIGSTOP);
@@ -143,7 +182,9 @@ fn an_fdstore_sent_right_before_the_exit_reaches_systemd() {
         m.context()
     );
     common::kill(gwshim, nix::libc::SIGCONT);
-    m.wait_until("the second start", 15 * SEC, |_| (starts(&dir).len() == 2).then_some(()));
+    m.wait_until("the second start", 15 * SEC, |_| {
+        (starts(&dir).len() == 2).then_some(())
+    });
     let st = m.wait_state(unit, 10 * SEC, |s| s.is_running());
     assert_eq!(st.n_restarts, 1, "{st:?}");
     assert_eq!(
@@ -172,13 +213,19 @@ fn a_62_character_profile_name_still_relays() {
         Some(""),
         "TimeoutStartSec=5s\nRuntimeDirectory=gwshim-%N\n",
     );
-    let folder = m.runtime_dir().join(format!("gwshim-{}", unit.trim_end_matches(".service")));
+    let folder = m
+        .runtime_dir()
+        .join(format!("gwshim-{}", unit.trim_end_matches(".service")));
     assert!(folder.join("notify-1234567").as_os_str().len() > 107);
     m.start(unit.as_str());
     assert!(m.state(&unit).is_running(), "{}", m.context());
     let socket = &starts(&dir)[0].1;
     assert!(socket.starts_with("@gwshim/notify/"), "{socket}");
-    assert!(!m.log().contains("cannot open a notify socket"), "{}", m.context());
+    assert!(
+        !m.log().contains("cannot open a notify socket"),
+        "{}",
+        m.context()
+    );
     m.stop(&unit);
 }
 
@@ -195,10 +242,18 @@ fn the_childs_stopping_does_not_turn_a_paced_restart_into_a_stop() {
     let limits = "StartLimitBurst=3\nStartLimitIntervalSec=30s\n";
     let service = "Restart=on-failure\nRestartSec=500ms\nTimeoutStopSec=5s\n";
     for gwshim in [None, Some("--backoff 0")] {
-        let unit = if gwshim.is_some() { "stopping-gw.service" } else { "stopping-ctl.service" };
+        let unit = if gwshim.is_some() {
+            "stopping-gw.service"
+        } else {
+            "stopping-ctl.service"
+        };
         let dir = m.dir().join(unit);
         fs::create_dir_all(&dir).expect("dir");
-        let command = format!("{} {SPEAKER} {} stopping", python().to_string_lossy(), dir.display());
+        let command = format!(
+            "{} {SPEAKER} {} stopping",
+            python().to_string_lossy(),
+            dir.display()
+        );
         let exec = match gwshim {
             Some(opts) => format!("{GWSHIM} {opts} -- {command}"),
             None => command,
@@ -227,7 +282,10 @@ fn the_childs_stopping_does_not_turn_a_paced_restart_into_a_stop() {
             std::thread::sleep(Duration::from_millis(200));
         }
         let log = m.log();
-        assert!(!log.contains(&format!("{unit}: State 'stop-sigterm' timed out")), "{log}");
+        assert!(
+            !log.contains(&format!("{unit}: State 'stop-sigterm' timed out")),
+            "{log}"
+        );
         m.stop(unit);
     }
 }
