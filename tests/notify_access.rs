@@ -289,3 +289,31 @@ fn the_childs_stopping_does_not_turn_a_paced_restart_into_a_stop() {
         m.stop(unit);
     }
 }
+
+/// `NotifyAccess=all`: systemd listens to every process of the unit, and so does the relay
+/// (gwshim reads the setting with `systemctl show`): a grandchild's `systemd-notify --ready`
+/// makes the unit active, under gwshim as without it.
+#[test]
+fn under_notify_access_all_every_process_of_the_unit_speaks() {
+    let Some(m) = Manager::start_or_skip() else {
+        return;
+    };
+    for gwshim in [Some(""), None] {
+        let unit = if gwshim.is_some() {
+            "all-gw.service"
+        } else {
+            "all-ctl.service"
+        };
+        let dir = speaker_unit(
+            &m,
+            unit,
+            "grandchild-ready",
+            gwshim,
+            "NotifyAccess=all\nTimeoutStartSec=5s\n",
+        );
+        m.start(unit);
+        assert!(m.state(unit).is_running(), "{unit}{}", m.context());
+        assert!(fs::metadata(dir.join("grandchildren-done")).is_ok());
+        m.stop(unit);
+    }
+}
