@@ -174,7 +174,7 @@ fn filter(datagram: &[u8], main: bool) -> Verdict {
     }
     let winner_stops = tags.iter().rev().find(|t| state_tag(t)).map(Vec::as_slice)
         == Some(b"STOPPING=1".as_slice());
-    let keep = |t: &[u8]| !held(t) && !(winner_stops && state_tag(t));
+    let keep = |t: &[u8]| !(held(t) || (winner_stops && state_tag(t)));
     let clean = tags.iter().all(|t| keep(t)) && raw_lines(text).all(|l| !held(l));
     let access = if main {
         tags.iter()
