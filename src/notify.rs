@@ -32,6 +32,8 @@ pub const MAX_DATAGRAM: usize = 4096;
 const MAX_FDS: usize = 253;
 /// A Unix socket path holds at most this many bytes (sun_path, less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
+/// Datagrams read in one go (see `Relay::pump`).
+const PUMP_MAX: usize = 1024;
 /// Lines about refused or dropped notifications: at most this many per window.
 const LOG_BURST: u32 = 5;
 const LOG_WINDOW: Duration = Duration::from_secs(60);
@@ -458,15 +460,17 @@ impl Relay {
         self.sock.as_fd()
     }
 
-    /// Relays every datagram waiting on the socket for which systemd would take it from
-    /// `main`, the main child (alive or reaped); never blocks.
+    /// Relays the datagrams waiting on the socket that systemd would take, `main` being the
+    /// main child (alive or reaped); never blocks. At most PUMP_MAX a call (the most the
+    /// socket queues, net.unix.max_dgram_qlen is 512 by default), so a process that floods
+    /// the socket cannot keep gwshim from its signals.
     pub fn pump(&self, main: nix::unistd::Pid) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         let mut cmsg = nix::cmsg_space!(
             [std::os::fd::RawFd; MAX_FDS],
             nix::sys::socket::UnixCredentials
         );
-        loop {
+        for _ in 0..PUMP_MAX {
             let mut iov = [IoSliceMut::new(&mut buf)];
             let msg = match recvmsg::<()>(
                 self.sock.as_raw_fd(),
