@@ -418,10 +418,19 @@ impl Relay {
                     sweep(dir);
                 }
                 let _ = std::fs::remove_file(&path);
-                let addr = UnixAddr::new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                bind(sock.as_raw_fd(), &addr)
-                    .map_err(|e| format!("bind {}: {e}", path.display()))?;
-                Bound::Path(path)
+                let bound = UnixAddr::new(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|addr| bind(sock.as_raw_fd(), &addr).map_err(|e| e.to_string()));
+                match bound {
+                    Ok(()) => Bound::Path(path),
+                    Err(e) => {
+                        debug!(
+                            "cannot bind {} ({e}); the notify socket is an abstract one",
+                            path.display()
+                        );
+                        bind_abstract(&sock, pid)?
+                    }
+                }
             }
             other => {
                 if let Some(path) = other {
