@@ -153,12 +153,19 @@ fn posix_spawn(
             Err(io::Error::from_raw_os_error(r))
         }
     };
-    let mut flags = libc::POSIX_SPAWN_SETSIGMASK;
-    let mut default = SigSet::empty();
+    // SETSIGDEF always: glibc's posix_spawn otherwise gives the child its own signals (32,
+    // 33) ignored. Those it resets, unless gwshim was started with them ignored.
+    let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+    let mut bits = signals::libc_internal();
     if !sigpipe_ignored {
-        default.add(Signal::SIGPIPE);
-        flags |= libc::POSIX_SPAWN_SETSIGDEF;
+        bits |= 1 << (libc::SIGPIPE - 1);
     }
+    for sig in 1..=64 {
+        if signals::ignored_at_start(sig) {
+            bits &= !(1 << (sig - 1));
+        }
+    }
+    let default = signals::set_of(bits);
     if setup.own_group {
         flags |= libc::POSIX_SPAWN_SETPGROUP;
     }

@@ -38,17 +38,20 @@ pub struct Signals {
 
 impl Signals {
     /// Blocks every signal that can be blocked and opens a signalfd for them. Call first.
+    /// The C library's own signals (32 and 33 for glibc, 32 to 34 for musl) are blocked too,
+    /// with the raw syscall (the C library refuses them): gwshim runs no second thread that
+    /// would need them, and a `kill -32` must be forwarded, not end gwshim.
     pub fn block_all() -> Result<Signals> {
-        let all = SigSet::all();
         let mut original_mask = SigSet::empty();
         sigprocmask(
             SigmaskHow::SIG_SETMASK,
-            Some(&all),
+            Some(&SigSet::all()),
             Some(&mut original_mask),
         )
         .context(|| "blocking signals".into())?;
+        raw_mask(libc::SIG_BLOCK, ALL).context(|| "blocking signals".into())?;
         // Blocking: with nothing else to wait for, one read is the whole wait.
-        let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC)
+        let fd = SignalFd::with_flags(&set_of(ALL), SfdFlags::SFD_CLOEXEC)
             .context(|| "creating a signalfd".into())?;
         Ok(Signals { fd, original_mask })
     }
@@ -153,14 +156,9 @@ static IGNORED_AT_START: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn record_ignored() {
     let mut ignored = 0u64;
-    for sig in 1..=libc::SIGRTMAX().min(64) {
-        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-        // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
-        if unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) } == 0 {
-            // SAFETY: sigaction succeeded and filled `old` (a valid zeroed struct anyway).
-            if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
-                ignored |= 1 << (sig - 1);
-            }
+    for sig in 1..=64 {
+        if raw_handler(sig) == Some(libc::SIG_IGN) {
+            ignored |= 1 << (sig - 1);
         }
     }
     IGNORED_AT_START.store(ignored, Ordering::Relaxed);
@@ -175,6 +173,121 @@ static RECORD_IGNORED: extern "C" fn() = record_ignored;
 /// Whether `sig` was ignored when gwshim started.
 pub fn ignored_at_start(sig: i32) -> bool {
     (1..=64).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0
+}
+
+/// Signals 1-64 as bits (bit N-1 for signal N), as the kernel's 64-bit signal sets hold them.
+pub type Bits = u64;
+
+/// Every signal but SIGKILL and SIGSTOP, which cannot be blocked.
+pub const ALL: Bits = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)));
+
+/// The C library's own signals, between 31 and SIGRTMIN (glibc 32-33, musl 32-34): its
+/// sigaction, sigprocmask and sigaddset refuse them, and glibc's posix_spawn gives them to the
+/// child ignored unless told to reset them.
+pub fn libc_internal() -> Bits {
+    (32..libc::SIGRTMIN()).fold(0, |bits, sig| bits | 1 << (sig - 1))
+}
+
+/// A SigSet holding exactly `bits`, internal signals included (sigaddset would drop those).
+pub fn set_of(bits: Bits) -> SigSet {
+    let mut raw = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    let words = raw.as_mut_ptr().cast::<libc::c_ulong>();
+    let per_word = libc::c_ulong::BITS as usize;
+    for sig in (1..=64).filter(|s| bits & (1 << (s - 1)) != 0) {
+        let (word, bit) = ((sig - 1) / per_word, (sig - 1) % per_word);
+        // SAFETY: sigset_t is an array of unsigned longs of at least 1024 bits in glibc and
+        // musl, the layout the kernel reads; `word` is below 64 / c_ulong::BITS.
+        unsafe { *words.add(word) |= 1 << bit };
+    }
+    // SAFETY: a zeroed sigset_t with bits set is a valid set.
+    unsafe { SigSet::from_sigset_t_unchecked(raw.assume_init()) }
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 both have sa_restorer).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The current handler of `sig` (SIG_DFL, SIG_IGN or a function), read with the raw syscall
+/// so the C library's own signals can be read too. Async-signal-safe.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn raw_handler(sig: i32) -> Option<libc::sighandler_t> {
+    let mut old = std::mem::MaybeUninit::<KernelSigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old` (8: the kernel's
+    // sigset size on these architectures).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::null::<KernelSigaction>(),
+            old.as_mut_ptr(),
+            8,
+        )
+    };
+    // SAFETY: zeroed, then filled by the kernel on success.
+    (r == 0).then(|| unsafe { old.assume_init() }.handler)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn raw_handler(sig: i32) -> Option<libc::sighandler_t> {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction succeeded and filled `old` (a valid zeroed struct anyway).
+    (r == 0).then(|| unsafe { old.assume_init() }.sa_sigaction)
+}
+
+/// Gives `sig` its default action, the C library's own signals included.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn raw_default(sig: i32) {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: installs SIG_DFL (no handler code runs, so no restorer is needed); the old
+    // action is not asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &default,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8,
+        )
+    };
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn raw_default(sig: i32) {
+    // SAFETY: installs SIG_DFL, no handler code runs.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// rt_sigprocmask(how, bits) with the raw syscall, which takes every signal.
+fn raw_mask(how: libc::c_int, bits: Bits) -> std::result::Result<(), nix::errno::Errno> {
+    let set = set_of(bits);
+    // SAFETY: the set outlives the call; the old mask is not asked for; 8 is the kernel's
+    // sigset size (64 signals), read from the start of the C library's larger sigset_t.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            set.as_ref() as *const libc::sigset_t,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            8,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(nix::errno::Errno::last()),
+    }
 }
 
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,
@@ -205,21 +318,14 @@ pub fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }
 
-/// Dies of `sig` with its default action, so the parent sees a signal death. Where the
-/// kernel does not let that kill (pid 1 of a namespace), exits 128 + sig instead.
+/// Dies of `sig` (any of 1-64, real-time ones included) with its default action, so the
+/// parent sees a signal death. Where the kernel does not let that kill (pid 1 of a
+/// namespace, a signal whose default is to be ignored or to stop), exits 128 + sig instead.
 pub fn die_of(sig: i32) -> ! {
-    if let Ok(signal) = Signal::try_from(sig) {
-        let default = SigAction::new(
-            SigHandler::SigDfl,
-            nix::sys::signal::SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: installs SIG_DFL, no handler code runs.
-        let _ = unsafe { sigaction(signal, &default) };
-        let mut only = SigSet::empty();
-        only.add(signal);
+    if (1..=64).contains(&sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+        raw_default(sig);
         let _ = send(std::process::id() as i32, sig, false);
-        let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+        let _ = raw_mask(libc::SIG_UNBLOCK, 1 << (sig - 1));
     }
     std::process::exit(128 + sig)
 }
