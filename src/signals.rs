@@ -313,6 +313,13 @@ pub fn send(pid: i32, sig: i32, group: bool) -> std::io::Result<()> {
     }
 }
 
+/// Whether `sig` is pending for gwshim (blocked, not yet read).
+pub fn pending(sig: i32) -> bool {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: sigpending fills the zeroed set; sigismember only reads it.
+    unsafe { libc::sigpending(set.as_mut_ptr()) == 0 && libc::sigismember(set.as_ptr(), sig) == 1 }
+}
+
 /// Stops gwshim itself, as a shell expects of a job whose child stopped (Ctrl-Z).
 pub fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
@@ -398,9 +405,13 @@ pub enum Route {
     Dropped,
 }
 
-/// Decides how one delivery reaches the child. Pure.
-pub fn route(d: Delivery, rewrites: &Rewrites, child_in_own_group: bool) -> Route {
-    if d.from_kernel && !child_in_own_group && is_terminal_signal(d.signo) {
+/// Decides how one delivery reaches the child. `shares_group`: the child is in gwshim's
+/// process group right now, so what the terminal sent to that group reached it too;
+/// `session_leader`: gwshim leads its session, so a hangup (the kernel's SIGHUP and SIGCONT)
+/// was sent to gwshim alone. Pure.
+pub fn route(d: Delivery, rewrites: &Rewrites, shares_group: bool, session_leader: bool) -> Route {
+    let hangup = session_leader && [libc::SIGHUP, libc::SIGCONT].contains(&d.signo);
+    if d.from_kernel && shares_group && is_terminal_signal(d.signo) && !hangup {
         return Route::AlreadyDelivered(d.signo);
     }
     match rewrites.apply(d.signo) {
@@ -512,24 +523,30 @@ mod tests {
             sender: 0,
         };
         let rw = Rewrites(vec![(1, Some(10)), (28, None)]);
-        let table: &[(Delivery, bool, Route)] = &[
-            (d(15, false), false, Route::Forward(15)),
-            (d(1, false), false, Route::Forward(10)),
-            (d(28, false), false, Route::Dropped),
+        // (delivery, the child shares gwshim's group, gwshim leads its session, route)
+        let table: &[(Delivery, bool, bool, Route)] = &[
+            (d(15, false), true, false, Route::Forward(15)),
+            (d(1, false), true, false, Route::Forward(10)),
+            (d(28, false), true, false, Route::Dropped),
             // Ctrl-C: the terminal signalled the whole group, the child included.
-            (d(2, true), false, Route::AlreadyDelivered(2)),
-            (d(20, true), false, Route::AlreadyDelivered(20)),
-            // ... unless the child has its own group (--group).
-            (d(2, true), true, Route::Forward(2)),
-            (d(1, true), true, Route::Forward(10)),
+            (d(2, true), true, false, Route::AlreadyDelivered(2)),
+            (d(20, true), true, false, Route::AlreadyDelivered(20)),
+            (d(2, true), true, true, Route::AlreadyDelivered(2)),
+            // ... unless the child is not in it (--group, setsid, not in a terminal).
+            (d(2, true), false, false, Route::Forward(2)),
+            (d(1, true), false, false, Route::Forward(10)),
+            // a hangup goes to the session leader alone
+            (d(1, true), true, true, Route::Forward(10)),
+            (d(18, true), true, true, Route::Forward(18)),
+            (d(1, true), true, false, Route::AlreadyDelivered(1)),
             // kernel-sent signals that are not the terminal's are forwarded
-            (d(15, true), false, Route::Forward(15)),
+            (d(15, true), true, false, Route::Forward(15)),
         ];
-        for &(delivery, own_group, want) in table {
+        for &(delivery, shares, leader, want) in table {
             assert_eq!(
-                route(delivery, &rw, own_group),
+                route(delivery, &rw, shares, leader),
                 want,
-                "{delivery:?} own_group={own_group}"
+                "{delivery:?} shares_group={shares} session_leader={leader}"
             );
         }
     }
