@@ -12,6 +12,8 @@ use log::{error, warn};
 use std::process::exit as exit_with;
 
 fn main() {
+    // Whoever started gwshim, before anything else: --parent-death-signal checks it is alive.
+    let parent = nix::unistd::getppid();
     // First of all: from here on no signal is lost or acted on by default.
     let signals = match signals::Signals::block_all() {
         Ok(s) => s,
@@ -35,6 +37,9 @@ fn main() {
         }
     };
     logging::init(config.log_level);
+    if let Some(sig) = config.parent_death_signal {
+        signals::on_parent_death(sig, parent);
+    }
     // gwshim leaves its working directory once the child runs: paths first become absolute.
     let mut absolute = true;
     if let Some(dir) = config.pacing.state_dir.as_mut() {

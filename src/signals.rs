@@ -320,6 +320,29 @@ pub fn pending(sig: i32) -> bool {
     unsafe { libc::sigpending(set.as_mut_ptr()) == 0 && libc::sigismember(set.as_ptr(), sig) == 1 }
 }
 
+/// --parent-death-signal: the kernel sends `sig` to gwshim when `parent`, which started it,
+/// dies; it arrives like any signal (blocked, read from the signalfd) and is passed on. If
+/// the parent died before this took effect (gwshim has another parent now), gwshim sends it
+/// to itself at once, as the kernel would have.
+pub fn on_parent_death(sig: i32, parent: nix::unistd::Pid) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers (nix's wrapper only the standard
+    // signals).
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) } != 0 {
+        log::warn!(
+            "cannot set gwshim's parent-death signal: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    if nix::unistd::getppid() != parent {
+        log::info!(
+            "gwshim's parent pid {parent} died before it started; acting on {}",
+            name(sig)
+        );
+        let _ = send(std::process::id() as i32, sig, false);
+    }
+}
+
 /// Stops gwshim itself, as a shell expects of a job whose child stopped (Ctrl-Z).
 pub fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
