@@ -132,7 +132,9 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
             debug!("cannot hand the terminal back to child pid {child}'s group: {e}");
         }
         // `fg` continues the whole process group; forward only if the child missed it.
-        if !opts.own_group && proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T') {
+        if terminal::shares_group(child.as_raw())
+            && proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T')
+        {
             debug!("SIGCONT already resumed child pid {child} with its group");
             return;
         }
