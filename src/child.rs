@@ -317,8 +317,8 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     let mut cmd = Command::new(&path);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, tcsetpgrp, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit, close,
-    // execve); it writes into buffers allocated before the fork and pushes into `envp` within
+    // functions (setpgid, tcsetpgrp, sigaction, prctl, getpid, getppid, sigprocmask, kill,
+    // _exit, close, execve); it writes into buffers allocated before the fork and pushes into `envp` within
     // its reserved capacity (io::Error from an errno does not allocate).
     unsafe {
         cmd.pre_exec(move || {

@@ -499,7 +499,8 @@ impl Twins {
         value!(
             keep_status: "--keep-status", restart_status: "--restart-status",
             stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace",
-            pdeathsig: "--pdeathsig", parent_death_signal: "--parent-death-signal", name: "--name", state_dir: "--state-dir",
+            pdeathsig: "--pdeathsig", parent_death_signal: "--parent-death-signal",
+            name: "--name", state_dir: "--state-dir",
             start_limit: "--start-limit", restart_sec: "--restart-sec", backoff: "--backoff",
             min_uptime: "--min-uptime",
         );
@@ -795,12 +796,22 @@ mod tests {
             run(&["--pdeathsig", "sigterm", "x"]).unwrap().pdeathsig,
             Some(15)
         );
+        // gwshim's own side, apart from the child's
+        let c = run(&["--parent-death-signal", "RTMIN+1", "x"]).unwrap();
+        assert_eq!(
+            (c.parent_death_signal, c.pdeathsig),
+            (Some(nix::libc::SIGRTMIN() + 1), None)
+        );
         for (args, want) in [
             (&["--grace", "-1", "--", "x"][..], "--grace"),
             (&["--grace", "soon", "--", "x"][..], "--grace"),
             (&["--grace", "--", "x"][..], "--grace"),
             (&["--pdeathsig", "BOGUS", "--", "x"][..], "--pdeathsig"),
             (&["--pdeathsig", "0", "--", "x"][..], "--pdeathsig"),
+            (
+                &["--parent-death-signal", "BOGUS", "--", "x"][..],
+                "--parent-death-signal",
+            ),
         ] {
             assert!(run(args).unwrap_err().contains(want), "{args:?}");
         }
@@ -848,6 +859,11 @@ mod tests {
             (&["--grace", "10"], "GWSHIM_GRACE", "10"),
             (&["--leave-orphans"], "GWSHIM_LEAVE_ORPHANS", "true"),
             (&["--pdeathsig", "TERM"], "GWSHIM_PDEATHSIG", "TERM"),
+            (
+                &["--parent-death-signal", "USR2"],
+                "GWSHIM_PARENT_DEATH_SIGNAL",
+                "USR2",
+            ),
             (&["--no-supervisor-env"], "GWSHIM_NO_SUPERVISOR_ENV", "on"),
             (&["--name", "gw"], "GWSHIM_NAME", "gw"),
             (&["--state-dir", "/x"], "GWSHIM_STATE_DIR", "/x"),

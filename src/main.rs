@@ -7,8 +7,8 @@ use gwshim::{
     child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
     supervisor, terminal, workdir,
 };
-use std::os::fd::AsRawFd;
 use log::{error, warn};
+use std::os::fd::AsRawFd;
 use std::process::exit as exit_with;
 
 fn main() {
@@ -84,7 +84,8 @@ fn main() {
     let tty = terminal::controlling();
     let place = terminal::plan(
         config.group,
-        tty.as_ref().is_some_and(|t| terminal::foreground(t.as_raw_fd())),
+        tty.as_ref()
+            .is_some_and(|t| terminal::foreground(t.as_raw_fd())),
     );
     // Kept open only to hand over (the fd is close-on-exec: the child never has it).
     let tty = tty.filter(|_| place.hand_terminal);

@@ -46,9 +46,9 @@ pub struct Place {
 /// discards SIGTSTP, SIGTTIN and SIGTTOU for its members. Pure.
 pub fn orphaned(procs: &[Place], pgrp: i32) -> bool {
     !procs.iter().filter(|p| p.pgrp == pgrp).any(|member| {
-        procs
-            .iter()
-            .any(|parent| parent.pid == member.ppid && parent.pgrp != pgrp && parent.session == member.session)
+        procs.iter().any(|parent| {
+            parent.pid == member.ppid && parent.pgrp != pgrp && parent.session == member.session
+        })
     })
 }
 
@@ -66,7 +66,10 @@ pub fn parse_place(pid: i32, text: &str) -> Option<Place> {
 }
 
 fn place(pid: i32) -> Option<Place> {
-    parse_place(pid, &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_place(
+        pid,
+        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+    )
 }
 
 /// Whether gwshim's own process group is orphaned now (a /proc scan; only after a

@@ -245,12 +245,21 @@ fn parent_death_signal_reaches_the_child_when_gwshims_parent_is_killed() {
         let log = dir.join("gwshim.log");
         let gw_pid = dir.join("gwshim.pid");
         let parent_py = "import subprocess, sys\n\
-                         p = subprocess.Popen(sys.argv[2:], stderr=open(sys.argv[1] + '/gwshim.log', 'w'))\n\
+                         log = open(sys.argv[1] + '/gwshim.log', 'w')\n\
+                         p = subprocess.Popen(sys.argv[2:], stderr=log)\n\
                          open(sys.argv[1] + '/gwshim.pid', 'w').write(str(p.pid))\n\
                          p.wait()\n";
         let mut cmd = Command::new(py);
         cmd.args(["-c", parent_py, dir.str(), GWSHIM, "-v", opt, "USR2"])
-            .args(["--", py, CHILD_PY, "record", dir.str(), "--exit-on", "TERM=0"])
+            .args([
+                "--",
+                py,
+                CHILD_PY,
+                "record",
+                dir.str(),
+                "--exit-on",
+                "TERM=0",
+            ])
             .stdin(Stdio::null())
             .process_group(0);
         all_default(&mut cmd);
@@ -268,7 +277,12 @@ fn parent_death_signal_reaches_the_child_when_gwshims_parent_is_killed() {
             record_len(dir.path(), want.len(), &parent);
         }
         settle();
-        assert_eq!(record(dir.path()), want, "{opt}; log:\n{}", parent.log_text());
+        assert_eq!(
+            record(dir.path()),
+            want,
+            "{opt}; log:\n{}",
+            parent.log_text()
+        );
         // gwshim is an orphan now: end it (its child gets the TERM).
         kill(gw, libc::SIGTERM);
         assert!(wait_until(|| stat(gw).is_none_or(|s| s.0 == 'Z')));
@@ -307,7 +321,12 @@ fn a_signal_to_gwshims_process_group_reaches_the_child_once() {
             run.log_text()
         );
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(count(&dir), n, "exactly once per group signal; log:\n{}", run.log_text());
+        assert_eq!(
+            count(&dir),
+            n,
+            "exactly once per group signal; log:\n{}",
+            run.log_text()
+        );
     }
     kill(child, libc::SIGKILL);
 }
@@ -321,14 +340,22 @@ fn group_signal_reaches_every_process_of_the_childs_group() {
     let pids = dir.join("pids");
     let script = format!("sleep 30 & echo $! > {}; sleep 30", pids.display());
     let mut run = Running::start(
-        gwshim_cmd(&["--group", "--leave-orphans", "--", "sh", "-c", &script], &log),
+        gwshim_cmd(
+            &["--group", "--leave-orphans", "--", "sh", "-c", &script],
+            &log,
+        ),
         &log,
     );
     assert!(wait_until(|| fs::metadata(&pids).is_ok_and(|m| m.len() > 0)));
     let background: i32 = fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
     kill(run.pid, libc::SIGUSR2);
     let status = run.wait();
-    assert_eq!(status.signal(), Some(libc::SIGUSR2), "log:\n{}", run.log_text());
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGUSR2),
+        "log:\n{}",
+        run.log_text()
+    );
     // --leave-orphans: gwshim ended nothing itself.
     assert!(
         wait_until(|| stat(background).is_none_or(|s| s.0 == 'Z')),
@@ -470,7 +497,9 @@ fn sigcont_right_after_sigtstp_is_not_lost() {
     drop(writer);
     kill(run.pid, libc::SIGTSTP);
     assert!(
-        wait_until(|| [Some(libc::SYS_write), Some(libc::SYS_writev)].contains(&syscall_of(run.pid))),
+        wait_until(
+            || [Some(libc::SYS_write), Some(libc::SYS_writev)].contains(&syscall_of(run.pid))
+        ),
         "gwshim did not block in its log write"
     );
     kill(run.pid, libc::SIGCONT);
@@ -496,7 +525,10 @@ fn sigcont_right_after_sigtstp_is_not_lost() {
     kill(-run.pid, libc::SIGKILL);
     let log = drained.join().unwrap_or_default();
     let log = log.trim_start_matches('.');
-    assert!(ok, "SIGUSR1 never reached the child (gwshim {state:?}); log:\n{log}");
+    assert!(
+        ok,
+        "SIGUSR1 never reached the child (gwshim {state:?}); log:\n{log}"
+    );
     assert_eq!(
         record(dir.path()),
         vec![libc::SIGTSTP, libc::SIGCONT, libc::SIGUSR1],
@@ -667,7 +699,10 @@ fn a_hundred_orphans_are_all_reaped() {
     let dir = TempDir::new("reap100");
     let log = dir.join("gwshim.log");
     let run = Running::start(
-        gwshim_cmd(&["--", py, CHILD_PY, "record", dir.str(), "--orphans", "100"], &log),
+        gwshim_cmd(
+            &["--", py, CHILD_PY, "record", dir.str(), "--orphans", "100"],
+            &log,
+        ),
         &log,
     );
     let (child, _, _) = ready(&dir, &run);
@@ -680,7 +715,8 @@ fn a_hundred_orphans_are_all_reaped() {
         .collect();
     assert_eq!(pids.len(), 100);
     assert!(
-        pids.iter().all(|&p| stat(p).is_some_and(|s| s.1 == run.pid)),
+        pids.iter()
+            .all(|&p| stat(p).is_some_and(|s| s.1 == run.pid)),
         "every orphan is adopted by gwshim"
     );
     fs::write(dir.join("release"), "").unwrap();
