@@ -47,6 +47,9 @@ struct State {
     job_stopped: bool,
     /// gwshim leads its session: a terminal's hangup is sent to it alone.
     session_leader: bool,
+    /// gwshim forwarded a job-stop signal (with the terminal handed over): the child's stop
+    /// that follows is gwshim's own doing, already acted on.
+    forwarded_job_stop: bool,
 }
 
 pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
@@ -58,6 +61,7 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
         kill_at: None,
         job_stopped: false,
         session_leader: terminal::session_leader(),
+        forwarded_job_stop: false,
     };
     loop {
         let delivery = match signals.wait_for(state.kill_at, opts.relay.map(Relay::fd))? {
@@ -101,6 +105,7 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
             // for gwshim, its job, to stop too.
             if let Some(sig) = reaped.stopped
                 && signals::is_job_stop(sig)
+                && !std::mem::take(&mut state.forwarded_job_stop)
                 && !state.job_stopped
             {
                 debug!("child pid {child} stopped by {}", signals::name(sig));
@@ -198,6 +203,7 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
         }
     }
     if signals::is_job_stop(sig) {
+        state.forwarded_job_stop = opts.hand_terminal.is_some();
         stop_as_job(state);
     }
 }

@@ -425,7 +425,8 @@ impl Gwshim {
 
 impl Drop for Gwshim {
     fn drop(&mut self) {
-        // Its process group holds the gateway too (the gateway does not setsid).
+        // Its process group (the gateway has one of its own outside a terminal: Home's drop
+        // ends it by its environment).
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.pid),
             nix::sys::signal::Signal::SIGKILL,
