@@ -431,6 +431,18 @@ fn terminal_with_group_ctrl_c_is_a_stop() {
     assert_eq!(out, format!("signaled {}", libc::SIGINT), "{err}");
 }
 
+/// --group in a terminal, as a job of an interactive bash: Ctrl-Z reaches the child's group
+/// only, and gwshim stops too (bash sees the job stopped); `fg` gives the terminal back to the
+/// child's group, which reads a line from it.
+#[test]
+fn terminal_with_group_ctrl_z_and_fg() {
+    let py = need_python!();
+    let dir = TempDir::new("pty-group-tstp");
+    let (status, out, err) = pty_signals(py, &["group-ctrl-z", GWSHIM, CHILD_PY, dir.str()]);
+    assert!(status.success(), "{out}\n{err}");
+    assert_eq!(out, "ok", "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Job control never freezes supervision.
 

@@ -15,6 +15,10 @@ terminal's foreground group) and prints how gwshim ended: "exited N" or "signale
       group must be the terminal's foreground group, or stty stops it (SIGTTOU).
   pty_signals.py group-ctrl-c GWSHIM DIR
       gwshim --group runs `sleep`; Ctrl-C reaches the child's group (the foreground one).
+  pty_signals.py group-ctrl-z GWSHIM CHILD_PY DIR
+      An interactive bash runs `gwshim --group -- python3 CHILD_PY tty DIR` as a job; Ctrl-Z
+      (which reaches the child's group only) must stop the job as bash sees it, `fg` must
+      resume the child with the terminal, which then reads a line. Prints "ok".
 
 Exits non-zero with a message and the terminal transcript on stderr when something is wrong.
 Every wait is bounded.
@@ -131,9 +135,67 @@ def group_ctrl_c(gwshim, directory):
     finish(pid, term)
 
 
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def wait_state(pid, want_stopped, term):
+    deadline = time.monotonic() + TIMEOUT
+    while (state(pid) == "T") != want_stopped:
+        if time.monotonic() > deadline:
+            fail(f"pid {pid} is {state(pid)}, wanted {'stopped' if want_stopped else 'running'}", term)
+        term.pump(0.02)
+
+
+def group_ctrl_z(gwshim, child_py, directory):
+    import shlex
+    env = dict(os.environ, PS1="PROMPT> ", TERM="dumb")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], env)
+    term = Term(fd)
+    try:
+        term.expect("PROMPT> ")
+        term.send((shlex.join([gwshim, "--group", "--", sys.executable, child_py, "tty", directory]) + "\n").encode())
+        term.expect("READY")
+        wait_file(os.path.join(directory, "ready"), term)
+        with open(os.path.join(directory, "ready")) as f:
+            child, gw, _ = [int(x) for x in f.read().split()]
+        term.send(b"\x1a")
+        term.expect("Stopped")
+        wait_state(child, True, term)
+        wait_state(gw, True, term)
+        term.out = b""
+        term.send(b"fg\n")
+        wait_state(child, False, term)
+        wait_state(gw, False, term)
+        term.expect("tick")
+        term.send(b"hello after fg\n")
+        term.expect("GOT hello after fg")
+        term.send(b"echo status=$?\n")
+        term.expect("status=0")
+        term.send(b"exit\n")
+        deadline = time.monotonic() + TIMEOUT
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                fail("bash did not exit", term)
+            term.pump(0.02)
+    finally:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    print("ok")
+
+
 def main():
     modes = {"setsid-ctrl-c": (setsid_ctrl_c, 3), "hangup": (hangup, 3),
-             "group-stty": (group_stty, 2), "group-ctrl-c": (group_ctrl_c, 2)}
+             "group-stty": (group_stty, 2), "group-ctrl-c": (group_ctrl_c, 2),
+             "group-ctrl-z": (group_ctrl_z, 3)}
     if len(sys.argv) < 2 or sys.argv[1] not in modes or len(sys.argv) != 2 + modes[sys.argv[1]][1]:
         sys.exit(__doc__)
     modes[sys.argv[1]][0](*sys.argv[2:])
