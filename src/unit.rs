@@ -548,7 +548,10 @@ mod tests {
         }
         let long = with("RestartUSec", "infinity").unwrap();
         assert_eq!(long.restart_sec, secs(timespan::MAX_SECS));
-        assert_eq!(with("RestartUSec", "1w").unwrap().restart_sec, secs(7 * day));
+        assert_eq!(
+            with("RestartUSec", "1w").unwrap().restart_sec,
+            secs(7 * day)
+        );
         assert_eq!(
             with("RestartUSecNext", "2month").unwrap().restart_next,
             Some(secs(2 * 2_629_800))
