@@ -448,12 +448,13 @@ fn utc_clock(epoch: f64) -> String {
 }
 
 /// The STATUS= line once the gateway runs: what is known of its own restart brake, which makes
-/// it sleep before it starts anything.
+/// it sleep before it starts anything (so "running" alone would say more than is known).
 pub fn running_status(noun: &str, pid: i32, storm: Option<Storm>, window: f64, now: f64) -> String {
     match storm {
         None => format!("{noun} running, pid {pid}"),
+        // Still true once the sleep is over, when nobody updates it.
         Some(s) => format!(
-            "{noun} pid {pid} in its own restart brake ({} starts in {} s): starting at {}",
+            "{noun} running, pid {pid}; its own restart brake ({} starts in {} s) holds it until {}",
             s.count,
             window,
             utc_clock(now + s.sleep.as_secs_f64())
@@ -691,7 +692,7 @@ mod tests {
         // 1764651100 is 04:51:40 UTC
         assert_eq!(
             running_status("gateway", 42, Some(storm), 120.0, 1_764_651_100.0),
-            "gateway pid 42 in its own restart brake (6 starts in 120 s): starting at 04:51:50 UTC"
+            "gateway running, pid 42; its own restart brake (6 starts in 120 s) holds it until 04:51:50 UTC"
         );
         assert_eq!(
             running_status("gateway", 42, None, 120.0, 1_764_651_100.0),
