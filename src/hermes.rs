@@ -326,10 +326,11 @@ impl StartsLog {
             .collect()
     }
 
-    /// What the gateway slept at the start it logged first at or after `since` (when gwshim
-    /// spawned it; a second of slack for the clock), judged against the entries before it.
+    /// What the gateway slept at the start it logged first at or after `since` (just before
+    /// gwshim spawned it: the same clock, 50 ms of slack for its steps), judged against the
+    /// entries before it. A gateway killed in its sleep just before this start logged earlier.
     pub fn slept_since(&self, since: f64) -> Duration {
-        let Some(i) = self.starts.iter().position(|&ts| ts >= since - 1.0) else {
+        let Some(i) = self.starts.iter().position(|&ts| ts >= since - 0.05) else {
             return Duration::ZERO;
         };
         self.brake
