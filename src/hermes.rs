@@ -663,15 +663,21 @@ mod tests {
             brake: StormBrake::default(),
         };
         let secs = Duration::from_secs;
-        // gwshim spawned it at 1000: its entry is the first at or after 999
+        // gwshim spawned it at 1000: its entry is the first at or after 999.95
         let table: &[(&[f64], Duration)] = &[
             (&[], secs(0)),
             (&[990.0, 991.0, 992.0, 993.0, 994.0, 1000.4], secs(10)),
             (&[990.0, 991.0, 992.0, 993.0, 1000.4], secs(0)),
             (&[990.0, 991.0, 992.0, 993.0, 994.0], secs(0)), // not logged: it never got there
             (
-                &[990.0, 991.0, 992.0, 993.0, 994.0, 999.5, 1010.0],
+                &[990.0, 991.0, 992.0, 993.0, 994.0, 999.97, 1010.0],
                 secs(10),
+            ),
+            // a start before gwshim's (999.5, killed in its sleep) is not this one: 7 starts
+            // in the window at 1010
+            (
+                &[990.0, 991.0, 992.0, 993.0, 994.0, 999.5, 1010.0],
+                secs(20),
             ),
         ];
         for &(starts, want) in table {
