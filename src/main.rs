@@ -106,13 +106,21 @@ fn main() {
         pdeathsig: config.pdeathsig.or(gateway.then_some(nix::libc::SIGTERM)),
     };
     guard::install();
+    // Before the gateway adds its own start to it: whether it will sleep in its restart brake.
+    let starts_log = notifier
+        .as_ref()
+        .and_then(|_| hermes::starts_log_for(&config.command));
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => {
             guard::watch(pid, config.group);
             workdir::leave(absolute);
             if let Some(n) = &notifier {
-                n.status(&format!("{} running, pid {pid}", n.noun));
+                n.status(&hermes::status_at_spawn(
+                    n.noun,
+                    pid.as_raw(),
+                    starts_log.as_ref(),
+                ));
             }
             pid
         }
