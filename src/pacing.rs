@@ -718,6 +718,46 @@ mod tests {
     }
 
     #[test]
+    fn knows_a_watchdog_on_gwshim_itself() {
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        // (WATCHDOG_USEC, WATCHDOG_PID, gwshim's pid) -> on
+        let table = [
+            (os("3000000"), os("42"), 42, true),
+            (os("3000000"), None, 42, true),
+            (os("3000000"), os("43"), 42, false), // the variables were meant for another
+            (os("0"), os("42"), 42, false),
+            (os("x"), os("42"), 42, false),
+            (os("3000000"), os("x"), 42, false),
+            (None, os("42"), 42, false),
+            (None, None, 42, false),
+        ];
+        for (usec, pid, own, want) in table {
+            assert_eq!(watchdog_on_self(usec, pid, own), want, "{usec:?} {pid:?}");
+        }
+    }
+
+    #[test]
+    fn one_message_holds_the_timers_for_the_wait() {
+        let table = [
+            (Duration::from_secs(32), false, "EXTEND_TIMEOUT_USEC=37000000"),
+            (
+                Duration::from_millis(1500),
+                true,
+                "EXTEND_TIMEOUT_USEC=6500000\nWATCHDOG_USEC=6500000\nWATCHDOG=1",
+            ),
+            // the longest wait (a start-limit window) stays a plain number
+            (
+                Duration::from_secs(crate::timespan::MAX_SECS),
+                false,
+                "EXTEND_TIMEOUT_USEC=4294967300000000",
+            ),
+        ];
+        for (wait, watchdog, want) in table {
+            assert_eq!(hold_message(wait, watchdog), want, "{wait:?} {watchdog}");
+        }
+    }
+
+    #[test]
     fn waits_for_the_start_limit() {
         let s = settings(5, 10, 100); // margin 1 s
         let ms = Duration::from_millis;

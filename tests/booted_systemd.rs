@@ -467,6 +467,113 @@ fn restart_steps(suite: Suite) {
     }
 }
 
+/// The unit hermes writes when its watchdog is on (`gateway: systemd_watchdog_seconds: N` in
+/// config.yaml, then `hermes gateway install --system`): `Type=notify`, `NotifyAccess=main`,
+/// `WatchdogSec=Ns`. The watchdog's interval here.
+const WATCHDOG_SECONDS: u32 = 4;
+/// How many times the watchdog case kills the gateway: enough for gwshim's waits (its backoff
+/// capped at 8 s, and the start limit's, up to a minute) to outgrow the unit's WatchdogSec= and
+/// TimeoutStopSec=.
+const WATCHDOG_KILLS: u32 = 10;
+
+/// The seed's `kill -9` rounds with hermes' notify/watchdog unit, the seed-era limits and a
+/// short `TimeoutStopSec=5s` (hermes writes 60 s, which outlasts most waits). Under gwshim the
+/// unit never ends `failed`, no "Watchdog timeout" or other timer of systemd's fires on gwshim
+/// while it waits, and the journal at `-p warning` holds nothing of gwshim's doing but its own
+/// line for each crash; the control (no drop-in) is `failed` at the 5th kill.
+fn seed_watchdog(suite: Suite, gwshim: bool) {
+    let Some(c) = boot(suite) else {
+        return;
+    };
+    c.write(
+        &format!("{HERMES_HOME}/config.yaml"),
+        &format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECONDS}\n"),
+    );
+    // As `hermes_install` does, but the start hermes makes at the end fails here: a notify
+    // unit's start waits for READY=1, and the gateway dies first of EACCES on the files root
+    // left in ~/.hermes (given back to the user just after).
+    let user = booted::USER;
+    let said = c.sh_ok(&format!(
+        "SUDO_USER={user} hermes gateway install --system 2>&1; chown -R {user}:{user} /home/{user}"
+    ));
+    eprintln!("hermes gateway install --system:\n{said}");
+    c.systemctl_ok(Scope::System, &["stop", UNIT]);
+    c.systemctl_ok(Scope::System, &["reset-failed", UNIT]);
+    c.reset_gateway_starts();
+    let written = c.show(
+        Scope::System,
+        UNIT,
+        &["Type", "NotifyAccess", "WatchdogUSec"],
+    );
+    assert_eq!(written["Type"], "notify", "{written:?}");
+    assert_eq!(written["NotifyAccess"], "main", "{written:?}");
+    assert_eq!(
+        written["WatchdogUSec"],
+        format!("{WATCHDOG_SECONDS}s"),
+        "{written:?}"
+    );
+    if gwshim {
+        eprintln!(
+            "{}",
+            c.install_dropin(Scope::System, &["--backoff", "1s:8s"])
+        );
+    }
+    c.write_dropin(
+        Scope::System,
+        UNIT,
+        "seed",
+        &format!("{SEED_LIMITS}TimeoutStopSec=5s\n"),
+    );
+    let t0 = Instant::now();
+    c.systemctl_ok(Scope::System, &["start", UNIT]);
+    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    for k in 1..=WATCHDOG_KILLS {
+        c.reset_gateway_starts();
+        c.sh_ok(&format!("kill -KILL {pid}"));
+        match after_kill(&c, Scope::System, pid) {
+            After::Back(new) => {
+                eprintln!(
+                    "kill {k}: gateway {pid} -> {new} at {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                );
+                assert!(gwshim || k < 5, "the control is up after kill {k}");
+                pid = new;
+            }
+            After::Failed(st) => {
+                assert!(!gwshim, "failed after kill {k}: {st:?}{}", c.context());
+                assert_eq!(k, 5, "the control failed at kill {k}: {st:?}");
+                let j = unit_journal(&c, Scope::System, "");
+                assert!(j.contains("Start request repeated too quickly"), "{j}");
+                return;
+            }
+        }
+    }
+    assert!(gwshim, "the control never failed");
+    c.wait_state(Scope::System, UNIT, UP_TIMEOUT, |s| s.is_running());
+    let j = unit_journal(&c, Scope::System, "");
+    for fired in [
+        "Watchdog timeout",
+        "timed out",
+        "Killing process",
+        "SIGABRT",
+    ] {
+        assert!(!j.contains(fired), "{fired:?} in the journal:\n{j}");
+    }
+    // gwshim waited longer than WatchdogSec= and TimeoutStopSec=, for the unit's own limit.
+    assert!(j.contains("stays under StartLimitBurst=5/60s"), "{j}");
+    let warnings = unit_journal(&c, Scope::System, "-p warning");
+    for line in warnings.lines() {
+        assert!(
+            line.contains("was killed by SIGKILL; exiting 75"),
+            "a warning of gwshim's doing: {line:?}\n{warnings}"
+        );
+    }
+    eprintln!(
+        "gwshim: {WATCHDOG_KILLS} kills of the notify/watchdog unit in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 /// One case on both versions: `CASE::debian12` and `CASE::debian13`. Named so, the two run side
 /// by side (cargo runs tests in name order, and one container per version may run at a time).
 macro_rules! case {
@@ -512,3 +619,5 @@ case!(on_failure_planned_restart_crash_stop, |s| on_failure(
 ));
 case!(on_failure_control, |s| on_failure(s, false));
 case!(restart_steps_are_not_stacked_with_backoff, restart_steps);
+case!(seed_watchdog_unit_under_gwshim, |s| seed_watchdog(s, true));
+case!(seed_watchdog_unit_control, |s| seed_watchdog(s, false));
