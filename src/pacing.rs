@@ -739,7 +739,11 @@ mod tests {
     #[test]
     fn one_message_holds_the_timers_for_the_wait() {
         let table = [
-            (Duration::from_secs(32), false, "EXTEND_TIMEOUT_USEC=37000000"),
+            (
+                Duration::from_secs(32),
+                false,
+                "EXTEND_TIMEOUT_USEC=37000000",
+            ),
             (
                 Duration::from_millis(1500),
                 true,
