@@ -114,17 +114,15 @@ fn main() {
                 restart_requested: false,
             };
             let no_child = nix::unistd::Pid::from_raw(0);
-            let keeper = keeper.as_ref().or(notifier.as_ref());
-            let pacer = pacer.as_ref();
             exit_paced(
                 failure.status,
                 &ended,
                 std::time::Duration::ZERO,
                 &signals,
                 no_child,
-                pacer,
+                pacer.as_ref(),
                 notifier.as_ref(),
-                keeper,
+                keeper.as_ref(),
             );
         }
     };
@@ -180,24 +178,22 @@ fn main() {
         decision.reason
     );
     match decision.outcome {
-        Outcome::Exit(n) => {
-            let keeper = keeper.as_ref().or(notifier.as_ref());
-            exit_paced(
-                n,
-                &ended,
-                uptime,
-                &signals,
-                pid,
-                pacer.as_ref(),
-                notifier.as_ref(),
-                keeper,
-            )
-        }
+        Outcome::Exit(n) => exit_paced(
+            n,
+            &ended,
+            uptime,
+            &signals,
+            pid,
+            pacer.as_ref(),
+            notifier.as_ref(),
+            keeper.as_ref(),
+        ),
         Outcome::Die(s) => signals::die_of(s),
     }
 }
 
 /// Exits with `status`, after the pacing wait if there is one; 0 if a stop ends the wait.
+/// `keeper` is gwshim's own notifier when the relay is off; else `notifier` holds the timers.
 #[allow(clippy::too_many_arguments)]
 fn exit_paced(
     status: i32,
@@ -210,8 +206,15 @@ fn exit_paced(
     keeper: Option<&notify::Notifier>,
 ) -> ! {
     if let Some(pacer) = pacer
-        && let pacing::WaitEnd::Stopped =
-            pacer.before_exit(status, ended, uptime, signals, main, notifier, keeper)
+        && let pacing::WaitEnd::Stopped = pacer.before_exit(
+            status,
+            ended,
+            uptime,
+            signals,
+            main,
+            notifier,
+            keeper.or(notifier),
+        )
     {
         if let Some(n) = notifier {
             n.stopping("stopping: asked to during the restart wait");
