@@ -532,6 +532,9 @@ fn seed_watchdog(suite: Suite, gwshim: bool) {
     c.systemctl_ok(Scope::System, &["start", UNIT]);
     let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
     for k in 1..=WATCHDOG_KILLS {
+        // Killed after its READY=1, as the gateway that was up and then crashed: its state
+        // file says running a moment before.
+        c.wait_state(Scope::System, UNIT, UP_TIMEOUT, |s| s.is_running());
         c.reset_gateway_starts();
         c.sh_ok(&format!("kill -KILL {pid}"));
         match after_kill(&c, Scope::System, pid) {
