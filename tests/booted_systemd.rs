@@ -489,9 +489,9 @@ fn seed_watchdog(suite: Suite, gwshim: bool) {
         &format!("{HERMES_HOME}/config.yaml"),
         &format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECONDS}\n"),
     );
-    // As `hermes_install` does, but the start hermes makes at the end fails here: a notify
-    // unit's start waits for READY=1, and the gateway dies first of EACCES on the files root
-    // left in ~/.hermes (given back to the user just after).
+    // As `hermes_install` does, but the start hermes makes at the end fails here (a notify
+    // unit's start waits for READY=1, and the start dies first of what root left in ~/.hermes,
+    // given back to the user just after), so hermes exits 1.
     let user = booted::USER;
     let said = c.sh_ok(&format!(
         "SUDO_USER={user} hermes gateway install --system 2>&1; chown -R {user}:{user} /home/{user}"
