@@ -52,7 +52,11 @@ fn main() {
     let gateway = hermes::recognise(&config.command).is_some();
     let state_folder = || pacing::state_folder(config.pacing.state_dir.as_deref());
     let (relay, notifier) = if config.notify_relay {
-        notify::setup(if gateway { "gateway" } else { "child" }, state_folder)
+        notify::setup(
+            if gateway { "gateway" } else { "child" },
+            state_folder,
+            pacer.as_ref().and_then(pacing::Pacer::notify_access),
+        )
     } else {
         (None, None)
     };
@@ -64,7 +68,7 @@ fn main() {
     };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
-        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
+        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.address())));
     }
     let mut pidfiles = match &config.pidfiles {
         cli::Pidfiles::Off => Vec::new(),
@@ -146,7 +150,11 @@ fn main() {
     });
     guard::forget();
     let uptime = started.elapsed();
-    drop(relay);
+    // What the child said last may still wait on the socket when its death was read first:
+    // it reaches systemd before gwshim decides or says anything more.
+    if let Some(relay) = relay {
+        relay.pump(pid);
+    }
     if !config.leave_orphans {
         let opts = leftovers::Options {
             grace: config.grace,

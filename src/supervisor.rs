@@ -57,7 +57,7 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
         let delivery = match signals.wait_for(state.kill_at, opts.relay.map(Relay::fd))? {
             Event::Signal(d) => d,
             Event::Readable => {
-                opts.relay.inspect(|r| r.pump());
+                opts.relay.inspect(|r| r.pump(child));
                 continue;
             }
             Event::Timeout => {

@@ -1544,13 +1544,46 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
 
     // A gateway stopped with SIGSTOP feeds nothing: the watchdog fires (SIGABRT, then SIGCONT,
     // to gwshim, which forwards both), the gateway dies, and systemd starts the unit again.
+    // Meanwhile a process given the gateway's NOTIFY_SOCKET (one of its tools, say) sends
+    // STOPPING=1 and WATCHDOG=1: not the gateway, so the relay refuses both, as systemd would
+    // without gwshim; the unit stays `active` until the watchdog fires.
+    let socket = fs::read(format!("/proc/{gateway}/environ"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .find_map(|v| {
+            v.strip_prefix(b"NOTIFY_SOCKET=")
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+        })
+        .expect("the gateway's NOTIFY_SOCKET");
     let t0 = Instant::now();
     common::kill(gateway, libc::SIGSTOP);
-    m.wait_log(
-        mark,
-        &format!("{UNIT}: Watchdog timeout"),
+    let mut intruder = Command::new(systemd_harness::python())
+        .args([
+            "-c",
+            "import os, socket, time\n\
+             a = os.environ['NOTIFY_SOCKET']\n\
+             a = '\\0' + a[1:] if a.startswith('@') else a\n\
+             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             while True:\n    s.sendto(b'STOPPING=1\\nWATCHDOG=1', a)\n    time.sleep(0.5)\n",
+        ])
+        .env("NOTIFY_SOCKET", &socket)
+        .spawn()
+        .unwrap();
+    m.wait_until_every(
+        "the watchdog, the unit active until then",
         Duration::from_secs(WATCHDOG_SECS * 3),
+        Duration::from_millis(200),
+        |m| {
+            let state = m.prop(UNIT, "ActiveState");
+            let fired = m
+                .log_since(mark)
+                .contains(&format!("{UNIT}: Watchdog timeout"));
+            assert!(fired || state == "active", "{state}{}", m.context());
+            fired.then_some(())
+        },
     );
+    let _ = intruder.kill();
+    let _ = intruder.wait();
     m.wait_log(
         mark,
         &format!("child pid {gateway} was killed by SIGABRT"),
