@@ -66,6 +66,12 @@ fn main() {
     } else {
         (None, None)
     };
+    // With the relay off gwshim still speaks for itself during a pacing wait, or systemd's
+    // timers (watchdog, start and stop timeouts) end it there; it says nothing else then.
+    let keeper = match (&notifier, config.notify_relay) {
+        (None, false) if pacer.is_some() => notify::Notifier::from_env("child"),
+        _ => None,
+    };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.address())));
@@ -127,7 +133,25 @@ fn main() {
         Err(failure) => {
             error!("{}", failure.message);
             drop(relay); // removes its socket; exit() runs no destructors
-            exit_with(failure.status);
+            // A command that cannot be executed (a venv being rebuilt) is a fast failure
+            // like any other: paced, so the unit stays up until the command is back.
+            let ended = supervisor::Ended {
+                end: exit::ChildEnd::Exited(failure.status),
+                stop: None,
+                reached: signals::Set::default(),
+                restart_requested: false,
+            };
+            let no_child = nix::unistd::Pid::from_raw(0);
+            exit_paced(
+                failure.status,
+                &ended,
+                std::time::Duration::ZERO,
+                &signals,
+                no_child,
+                pacer.as_ref(),
+                notifier.as_ref(),
+                keeper.as_ref(),
+            );
         }
     };
 
@@ -187,20 +211,50 @@ fn main() {
         decision.reason
     );
     match decision.outcome {
-        Outcome::Exit(n) => {
-            if let Some(pacer) = &pacer
-                && let pacing::WaitEnd::Stopped =
-                    pacer.before_exit(n, &ended, uptime, &signals, pid, notifier.as_ref())
-            {
-                if let Some(n) = &notifier {
-                    n.stopping("stopping: asked to during the restart wait");
-                }
-                exit_with(0);
-            }
-            exit_with(n);
-        }
+        Outcome::Exit(n) => exit_paced(
+            n,
+            &ended,
+            uptime,
+            &signals,
+            pid,
+            pacer.as_ref(),
+            notifier.as_ref(),
+            keeper.as_ref(),
+        ),
         Outcome::Die(s) => signals::die_of(s),
     }
+}
+
+/// Exits with `status`, after the pacing wait if there is one; 0 if a stop ends the wait.
+/// `keeper` is gwshim's own notifier when the relay is off; else `notifier` holds the timers.
+#[allow(clippy::too_many_arguments)]
+fn exit_paced(
+    status: i32,
+    ended: &supervisor::Ended,
+    uptime: std::time::Duration,
+    signals: &signals::Signals,
+    main: nix::unistd::Pid,
+    pacer: Option<&pacing::Pacer>,
+    notifier: Option<&notify::Notifier>,
+    keeper: Option<&notify::Notifier>,
+) -> ! {
+    if let Some(pacer) = pacer
+        && let pacing::WaitEnd::Stopped = pacer.before_exit(
+            status,
+            ended,
+            uptime,
+            signals,
+            main,
+            notifier,
+            keeper.or(notifier),
+        )
+    {
+        if let Some(n) = notifier {
+            n.stopping("stopping: asked to during the restart wait");
+        }
+        exit_with(0);
+    }
+    exit_with(status);
 }
 
 /// Writes a message before logging is set up. Unlike print! it never panics: a closed

@@ -356,6 +356,21 @@ impl Notifier {
             ),
         }
     }
+
+    /// gwshim's own notifier alone, from systemd's NOTIFY_SOCKET, for when the relay is off
+    /// (`--no-notify-relay`): gwshim still speaks for itself during a pacing wait. None when
+    /// systemd gave no socket, or it cannot be used.
+    pub fn from_env(noun: &'static str) -> Option<Notifier> {
+        let target = parse_target(&std::env::var_os("NOTIFY_SOCKET")?)?;
+        Notifier::open(target, noun)
+            .inspect_err(|e| warn!("cannot tell systemd what gwshim is doing ({e})"))
+            .ok()
+    }
+
+    /// Sends one message of gwshim's own, as made by the caller (e.g. pacing's keep-alive).
+    pub fn tell(&self, message: &str) {
+        self.send(message);
+    }
 }
 
 /// A unix datagram socket that never blocks gwshim and is not inherited by the child.

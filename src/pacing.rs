@@ -509,6 +509,40 @@ fn read_small(path: &Path) -> std::io::Result<Option<String>> {
     Ok(Some(text))
 }
 
+/// How much longer than a wait systemd is asked to hold its timers: gwshim exits a few
+/// milliseconds after the wait ends; the rest is slack for a loaded machine.
+const HOLD_SLACK: Duration = Duration::from_secs(5);
+
+/// Whether systemd runs a watchdog on gwshim itself: WATCHDOG_USEC set, and WATCHDOG_PID
+/// naming gwshim or absent (sd_watchdog_enabled()'s rule). Pure.
+pub fn watchdog_on_self(
+    usec: Option<&std::ffi::OsStr>,
+    pid: Option<&std::ffi::OsStr>,
+    own_pid: u32,
+) -> bool {
+    let number = |v: &std::ffi::OsStr| v.to_str().and_then(|t| t.parse::<u64>().ok());
+    let armed = usec.and_then(number).is_some_and(|u| u > 0);
+    let mine = pid.is_none_or(|p| number(p) == Some(u64::from(own_pid)));
+    armed && mine
+}
+
+/// The one message gwshim sends systemd as a wait of `wait` begins, so that none of the
+/// unit's timers ends gwshim while it waits with no child, and none needs a wake-up:
+/// `EXTEND_TIMEOUT_USEC=` pushes back whatever runs (TimeoutStartSec= before READY=1,
+/// TimeoutStopSec=, TimeoutAbortSec= after a watchdog abort, and the watchdog's own timer;
+/// systemd only ever extends, never shortens, and ignores it where no timer runs); with a
+/// watchdog on gwshim, `WATCHDOG_USEC=` sizes it to the wait and `WATCHDOG=1` starts it
+/// afresh. Both hold only for this run of the unit: systemd drops the override at the next
+/// start (service_start()), so the child's own watchdog is back at its configured value. Pure.
+pub fn hold_message(wait: Duration, watchdog: bool) -> String {
+    let usec = wait.saturating_add(HOLD_SLACK).as_micros();
+    let mut m = format!("EXTEND_TIMEOUT_USEC={usec}");
+    if watchdog {
+        m.push_str(&format!("\nWATCHDOG_USEC={usec}\nWATCHDOG=1"));
+    }
+    m
+}
+
 /// How a pacing wait ended.
 pub enum WaitEnd {
     Elapsed,
@@ -622,6 +656,8 @@ pub struct Pacer {
     gateway: Option<(PathBuf, crate::hermes::StormBrake)>,
     /// The wall clock at the start, seconds since the epoch (the gateway's log is in it).
     started_wall: f64,
+    /// systemd runs a watchdog on gwshim (WATCHDOG_USEC for gwshim's pid).
+    watchdog: bool,
 }
 
 impl Pacer {
@@ -740,11 +776,19 @@ impl Pacer {
             stop_signals: opts.stop_signals,
             gateway,
             started_wall: wall_now(),
+            watchdog: watchdog_on_self(
+                std::env::var_os("WATCHDOG_USEC").as_deref(),
+                std::env::var_os("WATCHDOG_PID").as_deref(),
+                std::process::id(),
+            ),
         })
     }
 
     /// Before exiting with `status`: waits as the plan says, if systemd will start the unit
-    /// again. Never after a requested stop.
+    /// again. Never after a requested stop. `notifier` gets the STATUS= line, `keeper` the
+    /// message that holds systemd's timers off during the wait (`hold_message`): the same
+    /// notifier, or with the relay off gwshim's own one for that message alone.
+    #[allow(clippy::too_many_arguments)]
     pub fn before_exit(
         &self,
         status: i32,
@@ -753,6 +797,7 @@ impl Pacer {
         signals: &Signals,
         main: Pid,
         notifier: Option<&crate::notify::Notifier>,
+        keeper: Option<&crate::notify::Notifier>,
     ) -> WaitEnd {
         if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
             return WaitEnd::Elapsed;
@@ -811,6 +856,12 @@ impl Pacer {
         if let Some(n) = notifier {
             n.status(&status_line(&p, &self.settings, n.noun, planned));
         }
+        // One message for the whole wait, so the wait itself needs no wake-up. Without a
+        // socket (systemd gave none: no notify type, no watchdog) no timer of systemd's can
+        // end gwshim while it waits with no child.
+        if let Some(k) = keeper {
+            k.tell(&hold_message(p.wait, self.watchdog));
+        }
         wait(signals, p.wait, main, self.stop_signals)
     }
 
@@ -862,6 +913,50 @@ mod tests {
             interval: Duration::from_secs(interval_s),
             restart_sec: Duration::from_millis(restart_ms),
             ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn knows_a_watchdog_on_gwshim_itself() {
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        // (WATCHDOG_USEC, WATCHDOG_PID, gwshim's pid) -> on
+        let table = [
+            (os("3000000"), os("42"), 42, true),
+            (os("3000000"), None, 42, true),
+            (os("3000000"), os("43"), 42, false), // the variables were meant for another
+            (os("0"), os("42"), 42, false),
+            (os("x"), os("42"), 42, false),
+            (os("3000000"), os("x"), 42, false),
+            (None, os("42"), 42, false),
+            (None, None, 42, false),
+        ];
+        for (usec, pid, own, want) in table {
+            assert_eq!(watchdog_on_self(usec, pid, own), want, "{usec:?} {pid:?}");
+        }
+    }
+
+    #[test]
+    fn one_message_holds_the_timers_for_the_wait() {
+        let table = [
+            (
+                Duration::from_secs(32),
+                false,
+                "EXTEND_TIMEOUT_USEC=37000000",
+            ),
+            (
+                Duration::from_millis(1500),
+                true,
+                "EXTEND_TIMEOUT_USEC=6500000\nWATCHDOG_USEC=6500000\nWATCHDOG=1",
+            ),
+            // the longest wait (a start-limit window) stays a plain number
+            (
+                Duration::from_secs(crate::timespan::MAX_SECS),
+                false,
+                "EXTEND_TIMEOUT_USEC=4294967300000000",
+            ),
+        ];
+        for (wait, watchdog, want) in table {
+            assert_eq!(hold_message(wait, watchdog), want, "{wait:?} {watchdog}");
         }
     }
 
