@@ -108,14 +108,34 @@ pub fn deadline(after: Duration) -> Option<Instant> {
     Instant::now().checked_add(after)
 }
 
-/// "0.3 s", "5 s", "11 s", "10 min" for log lines.
+/// A span for log and status lines, as people write it: tenths under 10 s ("0.3 s", "5 s"),
+/// whole seconds under 2 min ("11 s", "119 s"), then the two largest of days, hours, minutes
+/// and seconds, rounded to the second, with zeros left out ("2 min", "2 min 30 s", "3 h 12 min",
+/// "8 d"). Pure.
 pub fn show(d: Duration) -> String {
     let s = d.as_secs_f64();
-    match s {
-        s if s >= 120.0 && s % 60.0 == 0.0 => format!("{} min", s / 60.0),
-        s if s >= 10.0 => format!("{s:.0} s"),
-        s => format!("{} s", format!("{s:.1}").trim_end_matches(".0")),
+    if s < 9.95 {
+        return format!("{} s", format!("{s:.1}").trim_end_matches(".0"));
     }
+    let secs = d
+        .as_secs()
+        .saturating_add(u64::from(d.subsec_millis() >= 500));
+    if secs < 120 {
+        return format!("{secs} s");
+    }
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3_600 % 24, "h"),
+        (secs / 60 % 60, "min"),
+        (secs % 60, "s"),
+    ];
+    let first = parts.iter().position(|&(n, _)| n > 0).unwrap_or(3);
+    parts[first..(first + 2).min(parts.len())]
+        .iter()
+        .filter(|&&(n, _)| n > 0)
+        .map(|&(n, unit)| format!("{n} {unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -151,10 +171,41 @@ mod tests {
         assert_eq!(parse_checked("4294967296"), Err(Refused::TooLarge));
         assert_eq!(parse_checked("1e3"), Err(Refused::NotASpan));
         assert_eq!(parse_checked("soon"), Err(Refused::NotASpan));
-        assert_eq!(show(ms(300)), "0.3 s");
-        assert_eq!(show(ms(5000)), "5 s");
-        assert_eq!(show(ms(0)), "0 s");
-        assert_eq!(show(ms(600_000)), "10 min");
+    }
+
+    #[test]
+    fn shows_spans_as_people_write_them() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let table: &[(Duration, &str)] = &[
+            (ms(0), "0 s"),
+            (ms(40), "0 s"),
+            (ms(300), "0.3 s"),
+            (ms(5000), "5 s"),
+            (ms(9940), "9.9 s"),
+            (ms(9960), "10 s"),
+            (ms(11_400), "11 s"),
+            (ms(11_500), "12 s"),
+            (s(119), "119 s"),
+            (ms(119_600), "2 min"),
+            (s(120), "2 min"),
+            (ms(120_300), "2 min"),
+            (s(150), "2 min 30 s"),
+            (s(600), "10 min"),
+            (s(3_599), "59 min 59 s"),
+            (s(3_600), "1 h"),
+            (s(3_661), "1 h 1 min"),
+            (s(11_523), "3 h 12 min"),
+            (s(86_400), "1 d"),
+            (s(90_000), "1 d 1 h"),
+            (s(86_460), "1 d"),
+            (s(691_200), "8 d"),
+            (s(31_557_600), "365 d 6 h"),
+            (Duration::MAX, "213503982334601 d 7 h"),
+        ];
+        for &(d, want) in table {
+            assert_eq!(show(d), want, "{d:?}");
+        }
     }
 
     /// Every form systemd's format_timespan prints (`systemctl show`, `systemd-analyze
