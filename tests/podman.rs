@@ -922,6 +922,14 @@ fn gwshim_as_pid_1_with_the_real_gateway() {
 /// leftovers is measured and printed.
 #[test]
 fn catatonit_and_tini_side_by_side() {
+    for (path, package) in [
+        ("/usr/libexec/podman/catatonit", "catatonit"),
+        ("/usr/bin/tini-static", "tini"),
+    ] {
+        if !Path::new(path).exists() {
+            return skip::skip(&format!("no {path} (apt-get install {package})"));
+        }
+    }
     let Some(images) = setup() else { return };
     for init in [Init::Catatonit, Init::Tini] {
         let r = scenario(init, images);
