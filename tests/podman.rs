@@ -715,6 +715,8 @@ struct Row {
     restarts_after_stop: u32,
     /// Whether the stubborn leftover saw a SIGTERM before it died.
     leftover_got_term: bool,
+    /// Whether the gateway was told it has a supervisor (HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1).
+    supervised: bool,
     log: String,
 }
 
@@ -749,6 +751,14 @@ fn scenario(init: Init, images: &Images) -> Row {
     let up = wait_up(home.path(), None, "first start", log);
     row.up_s = t0.elapsed().as_secs_f64();
     let p1 = pid1(&name).expect("the container's pid 1");
+    let gw = ns_procs(p1)
+        .into_iter()
+        .find(|p| p.ns == up.gateway)
+        .unwrap_or_else(|| panic!("{init:?}: gateway pid {} not in the container", up.gateway));
+    row.supervised = fs::read(format!("/proc/{}/environ", gw.host))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .any(|v| v == b"HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1");
 
     // 50 orphans of an exec'd shell (it exits at once; its children are pid 1's), and the
     // hook's short child, all exit within about a second: pid 1 must reap them.
@@ -829,7 +839,7 @@ fn scenario(init: Init, images: &Images) -> Row {
 fn row_line(init: Init, r: &Row) -> String {
     let code = |c: Option<i32>| c.map_or("?".into(), |c| c.to_string());
     format!(
-        "| {} | up in {:.1} s | 51 orphans: {} zombies, reaped within {:.1} s | USR1: exit {}, back in {:.1} s | kill -9 of the gateway: exit {}, {} restarts | stop: exit {} in {:.1} s, {} restarts after | stubborn leftover: {} |",
+        "| {} | up in {:.1} s | 51 orphans: {} zombies, reaped within {:.1} s | USR1: exit {}, back in {:.1} s | kill -9 of the gateway: exit {}, {} restarts | stop: exit {} in {:.1} s, {} restarts after | stubborn leftover: {} | gateway told it is supervised: {} |",
         init.name(),
         r.up_s,
         r.zombies,
@@ -845,7 +855,8 @@ fn row_line(init: Init, r: &Row) -> String {
             "SIGTERM, then SIGKILL"
         } else {
             "SIGKILL only"
-        }
+        },
+        if r.supervised { "yes" } else { "no" }
     )
 }
 
@@ -859,6 +870,7 @@ fn gwshim_as_pid_1_with_the_real_gateway() {
     let Some(images) = setup() else { return };
     let r = scenario(Init::Gwshim, images);
     assert_eq!(r.zombies, 0, "zombies left:\n{}", r.log);
+    assert!(r.supervised, "the gateway knows it has a supervisor");
     assert_eq!(r.usr1_exit, Some(75), "USR1: gwshim exits 75\n{}", r.log);
     assert!(
         r.log.contains("child pid 6 exited 75; exiting 75"),
