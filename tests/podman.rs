@@ -175,7 +175,12 @@ fn unavailable() -> Option<String> {
             return Some("not root: these tests run rootful podman".into());
         }
         for tool in ["podman", "runc", "debootstrap"] {
-            if Command::new(tool)
+            let mut cmd = if tool == "podman" {
+                podman(&[])
+            } else {
+                Command::new(tool)
+            };
+            if cmd
                 .arg("--version")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
