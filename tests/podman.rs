@@ -855,7 +855,7 @@ fn row_line(init: Init, r: &Row) -> String {
         r.restarts,
         code(r.stop_exit),
         r.stop_s,
-        r.restarts_after_stop - r.restarts,
+        r.restarts_after_stop.saturating_sub(r.restarts),
         if r.leftover_got_term {
             "SIGTERM, then SIGKILL"
         } else {
