@@ -5,12 +5,15 @@ use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
     child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
-    supervisor, workdir,
+    supervisor, terminal, workdir,
 };
 use log::{error, warn};
+use std::os::fd::AsRawFd;
 use std::process::exit as exit_with;
 
 fn main() {
+    // Whoever started gwshim, before anything else: --parent-death-signal checks it is alive.
+    let parent = nix::unistd::getppid();
     // First of all: from here on no signal is lost or acted on by default.
     let signals = match signals::Signals::block_all() {
         Ok(s) => s,
@@ -34,6 +37,9 @@ fn main() {
         }
     };
     logging::init(config.log_level);
+    if let Some(sig) = config.parent_death_signal {
+        signals::on_parent_death(sig, parent);
+    }
     // gwshim leaves its working directory once the child runs: paths first become absolute.
     let mut absolute = true;
     if let Some(dir) = config.pacing.state_dir.as_mut() {
@@ -52,13 +58,17 @@ fn main() {
     let gateway = hermes::recognise(&config.command).is_some();
     let state_folder = || pacing::state_folder(config.pacing.state_dir.as_deref());
     let (relay, notifier) = if config.notify_relay {
-        notify::setup(if gateway { "gateway" } else { "child" }, state_folder)
+        notify::setup(
+            if gateway { "gateway" } else { "child" },
+            state_folder,
+            pacer.as_ref().and_then(pacing::Pacer::notify_access),
+        )
     } else {
         (None, None)
     };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
-        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
+        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.address())));
     }
     let mut pidfiles = match &config.pidfiles {
         cli::Pidfiles::Off => Vec::new(),
@@ -75,10 +85,20 @@ fn main() {
     }
     let own_pid = i64::from(std::process::id());
     pidfile::clean(&pidfiles, own_pid);
+    let tty = terminal::controlling();
+    let place = terminal::plan(
+        config.group,
+        tty.as_ref()
+            .is_some_and(|t| terminal::foreground(t.as_raw_fd())),
+    );
+    // Kept open only to hand over (the fd is close-on-exec: the child never has it).
+    let tty = tty.filter(|_| place.hand_terminal);
+    let hand_terminal = tty.as_ref().map(|t| t.as_raw_fd());
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
-        own_group: config.group,
+        own_group: place.own_group,
+        hand_terminal,
         supervisor_env: config.supervisor_env,
         env_overrides,
         // hermes's process scans take gwshim's own command line for a gateway's, so a
@@ -110,6 +130,7 @@ fn main() {
         own_group: config.group,
         stop_timeout: config.stop_timeout,
         stop_signals: config.stop_signals,
+        hand_terminal,
     };
     let ended = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
         error!("{e}; no longer forwarding signals, waiting for pid {pid}");
@@ -122,7 +143,11 @@ fn main() {
     });
     guard::forget();
     let uptime = started.elapsed();
-    drop(relay);
+    // What the child said last may still wait on the socket when its death was read first:
+    // it reaches systemd before gwshim decides or says anything more.
+    if let Some(relay) = relay {
+        relay.pump(pid);
+    }
     if !config.leave_orphans {
         let opts = leftovers::Options {
             grace: config.grace,

@@ -619,6 +619,11 @@ impl Pacer {
         }
         wait(signals, p.wait, main, self.stop_signals)
     }
+
+    /// The unit's NotifyAccess= as systemd answered (for the notify relay).
+    pub fn notify_access(&self) -> Option<&str> {
+        self.settings.notify_access.as_deref()
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Settings {
     /// NRestarts when gwshim started: 0 after a start an operator asked for (systemd resets
     /// it on every start that is not an automatic restart). None: unknown.
     pub n_restarts: Option<u32>,
+    /// NotifyAccess= (none, main, exec, all), for the notify relay. None: unknown.
+    pub notify_access: Option<String>,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             restart_max_delay: None,
             restart_next: None,
             n_restarts: None,
+            notify_access: None,
         }
     }
 }
@@ -165,6 +168,8 @@ const REQUIRED: [&str; 9] = [
 ];
 /// Only from systemd 254 (RestartUSecNext: 257); older managers leave them out of the answer.
 const OPTIONAL: [&str; 3] = ["RestartSteps", "RestartMaxDelayUSec", "RestartUSecNext"];
+/// For the notify relay (src/notify.rs): who may speak for the unit.
+const RELAY: [&str; 1] = ["NotifyAccess"];
 
 /// The argv of the query: every option before `--`, then the unit as one argument, so a
 /// name that starts with '-' is a name, and systemctl answers about exactly one unit.
@@ -176,7 +181,9 @@ pub fn query_argv(unit: &str, user: bool) -> Vec<String> {
     argv.extend(["show".into(), "--no-pager".into()]);
     argv.push(format!(
         "--property={}",
-        [&REQUIRED[..], &OPTIONAL[..]].concat().join(",")
+        [&REQUIRED[..], &OPTIONAL[..], &RELAY[..]]
+            .concat()
+            .join(",")
     ));
     argv.extend(["--".into(), unit.into()]);
     argv
@@ -327,6 +334,7 @@ pub fn parse_show(text: &str, unit: &str) -> Result<Settings, String> {
                 }
             }
             "RestartUSecNext" => s.restart_next = Some(timespan::parse(value).ok_or_else(bad)?),
+            "NotifyAccess" => s.notify_access = Some(value.to_string()),
             _ => continue,
         }
         seen.push(key);
@@ -391,6 +399,9 @@ mod tests {
     fn parses_systemctl_show() {
         let s = parse_show(SHOW_252, "seed.service").unwrap();
         assert_eq!(s.restart, Restart::OnFailure);
+        assert_eq!(s.notify_access, None);
+        let all = parse_show(&format!("{SHOW_252}NotifyAccess=all\n"), "seed.service").unwrap();
+        assert_eq!(all.notify_access.as_deref(), Some("all"));
         assert_eq!(s.force_status, vec![75]);
         assert_eq!(s.prevent_status, vec![78]);
         assert_eq!(s.burst, 3);
@@ -470,7 +481,7 @@ mod tests {
     fn asks_systemctl_about_exactly_one_unit() {
         let props = "--property=Id,LoadState,Restart,RestartForceExitStatus,\
             RestartPreventExitStatus,StartLimitBurst,StartLimitIntervalUSec,RestartUSec,\
-            NRestarts,RestartSteps,RestartMaxDelayUSec,RestartUSecNext";
+            NRestarts,RestartSteps,RestartMaxDelayUSec,RestartUSecNext,NotifyAccess";
         assert_eq!(
             query_argv("hermes-gateway.service", false),
             [

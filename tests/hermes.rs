@@ -425,7 +425,8 @@ impl Gwshim {
 
 impl Drop for Gwshim {
     fn drop(&mut self) {
-        // Its process group holds the gateway too (the gateway does not setsid).
+        // Its process group (the gateway has one of its own outside a terminal: Home's drop
+        // ends it by its environment).
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -1544,13 +1545,46 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
 
     // A gateway stopped with SIGSTOP feeds nothing: the watchdog fires (SIGABRT, then SIGCONT,
     // to gwshim, which forwards both), the gateway dies, and systemd starts the unit again.
+    // Meanwhile a process given the gateway's NOTIFY_SOCKET (one of its tools, say) sends
+    // STOPPING=1 and WATCHDOG=1: not the gateway, so the relay refuses both, as systemd would
+    // without gwshim; the unit stays `active` until the watchdog fires.
+    let socket = fs::read(format!("/proc/{gateway}/environ"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .find_map(|v| {
+            v.strip_prefix(b"NOTIFY_SOCKET=")
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+        })
+        .expect("the gateway's NOTIFY_SOCKET");
     let t0 = Instant::now();
     common::kill(gateway, libc::SIGSTOP);
-    m.wait_log(
-        mark,
-        &format!("{UNIT}: Watchdog timeout"),
+    let mut intruder = Command::new(systemd_harness::python())
+        .args([
+            "-c",
+            "import os, socket, time\n\
+             a = os.environ['NOTIFY_SOCKET']\n\
+             a = '\\0' + a[1:] if a.startswith('@') else a\n\
+             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             while True:\n    s.sendto(b'STOPPING=1\\nWATCHDOG=1', a)\n    time.sleep(0.5)\n",
+        ])
+        .env("NOTIFY_SOCKET", &socket)
+        .spawn()
+        .unwrap();
+    m.wait_until_every(
+        "the watchdog, the unit active until then",
         Duration::from_secs(WATCHDOG_SECS * 3),
+        Duration::from_millis(200),
+        |m| {
+            let state = m.prop(UNIT, "ActiveState");
+            let fired = m
+                .log_since(mark)
+                .contains(&format!("{UNIT}: Watchdog timeout"));
+            assert!(fired || state == "active", "{state}{}", m.context());
+            fired.then_some(())
+        },
     );
+    let _ = intruder.kill();
+    let _ = intruder.wait();
     m.wait_log(
         mark,
         &format!("child pid {gateway} was killed by SIGABRT"),
@@ -1563,4 +1597,42 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
     assert!(!exists(gateway) || stat(gateway).is_some_and(|s| s.0 == 'Z'));
     assert_one_gateway_under_the_unit(m, hermes_home, gateway2);
     m.stop(UNIT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGUSR1 during the gateway's own restart brake (issue 22 item 7).
+
+/// From its 6th start within 120 s the gateway sleeps before it starts (counted in
+/// `$HERMES_HOME/gateway-starts.log`), with no SIGUSR1 handler yet: a `systemctl reload`
+/// then kills it with SIGUSR1. gwshim ends as the planned restart that was asked for (exit
+/// 75), not by dying of SIGUSR1, which systemd records as `Failed with result 'signal'`.
+#[test]
+fn sigusr1_during_the_gateways_restart_brake_is_a_planned_restart() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("usr1-brake", venv);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    fs::write(
+        home.hermes_home.join("gateway-starts.log"),
+        format!("{now}\n").repeat(5),
+    )
+    .expect("pre-filling gateway-starts.log");
+    let mut gw = home.gwshim(&["--no-pacing"], "gwshim.log");
+    let agent_log = home.hermes_home.join("logs/agent.log");
+    let braking = wait_for(START_TIMEOUT, || {
+        fs::read_to_string(&agent_log).is_ok_and(|t| t.contains("backing off"))
+    });
+    assert!(braking, "the gateway never braked; log:\n{}", gw.log_text());
+    gw.signal(libc::SIGUSR1);
+    let status = gw.wait();
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(75), None),
+        "log:\n{}",
+        gw.log_text()
+    );
+    gw.assert_log("was killed by SIGUSR1; exiting 75 (restart requested");
 }
