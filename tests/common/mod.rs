@@ -367,13 +367,23 @@ pub fn assert_code(status: ExitStatus, code: i32, what: &str, log: &str) {
 
 /// contrib/release.sh's dist folder (target/tmp/release-dist), built unless it was built from
 /// the same sources: a key over every tracked or new file's content and the toolchain, kept in
-/// `.source-key`. tests/release.rs and tests/podman.rs share it, so one build serves both.
+/// `.source-key`. tests/release.rs, container.rs and podman.rs share it: one build serves all.
 pub fn release_dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
         let manifest = env!("CARGO_MANIFEST_DIR");
         let dist = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-dist");
         let stamp = dist.join(".source-key");
+        // Two test processes at once (two cargo runs) take turns: release.sh rewrites dist.
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dist.with_extension("lock"))
+            .expect("the release-dist lock file");
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("locking release-dist");
         let key = Command::new("sh")
             .args([
                 "-c",
