@@ -878,7 +878,8 @@ fn gwshim_as_pid_1_with_the_real_gateway() {
     assert!(r.supervised, "the gateway knows it has a supervisor");
     assert_eq!(r.usr1_exit, Some(75), "USR1: gwshim exits 75\n{}", r.log);
     assert!(
-        r.log.contains("child pid 6 exited 75; exiting 75"),
+        r.log
+            .contains(" exited 75; exiting 75 (status in the keep list)"),
         "{}",
         r.log
     );
