@@ -1,8 +1,9 @@
 //! gwshim in a container: as pid 1 of a PID namespace (`unshare --pid --fork --mount-proc`),
 //! ending leftover processes, --pdeathsig, and the static binary. Real binary, real processes,
 //! bounded waits. Tests that need root or unshare skip through tests/skip (`skipped: REASON`).
-//! Also `contrib/Dockerfile`'s build stage, run without Docker.
+//! Also `contrib/Dockerfile`'s gwshim stage (the release archive, checked), run without Docker.
 
+mod common;
 mod skip;
 
 use nix::sys::signal::{Signal, kill};
@@ -690,38 +691,39 @@ fn assert_static(bin: &Path) {
     );
 }
 
-/// contrib/Dockerfile's build stage, without Docker: an empty folder receives exactly what its
-/// COPY lines name (each of them let through by .dockerignore), its RUN commands after WORKDIR
-/// run there with /bin/sh -c, and what the final stage copies out of it is a static gwshim.
-/// The RUN commands before WORKDIR set up the image (apt-get, rustup): they are not run on
-/// this machine, but the Rust targets they add must be here, so the build takes the same path.
+/// contrib/Dockerfile's gwshim stage, without a container runtime: an empty folder receives
+/// exactly what its COPY lines name (dist/ is the release's, from contrib/release.sh; each
+/// source let through by .dockerignore), its RUN commands run there with /bin/sh -c, and what
+/// the image copies out of the stage is the archive's static gwshim. Then again with the archive
+/// recompressed (same files, another sum): the RUN fails on its SHA256SUMS check. (tests/podman.rs builds and
+/// runs the whole file with podman.)
 #[test]
-fn dockerfile_build_stage_yields_a_static_binary() {
+fn dockerfile_gwshim_stage_checks_the_release_archive() {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
-        return skip::skip_always_allowed("the Dockerfile builds for x86_64 Linux");
+        return skip::skip_always_allowed("the release archive tested here is x86_64's");
+    }
+    if Command::new("file").arg("--version").output().is_err() {
+        return skip::skip("no file(1) to tell a static binary (apt-get install file)");
     }
     let dockerfile =
         fs::read_to_string(format!("{MANIFEST}/contrib/Dockerfile")).expect("Dockerfile");
     let instructions = dockerfile_instructions(&dockerfile);
-    let stages: Vec<usize> = instructions
+    let froms: Vec<usize> = instructions
         .iter()
         .enumerate()
         .filter(|(_, (k, _))| k == "FROM")
         .map(|(i, _)| i)
         .collect();
-    assert!(
-        stages.len() >= 2,
-        "a build stage and the image: {instructions:?}"
-    );
-    let (from, build_name) = instructions[stages[0]]
-        .1
-        .split_once(" AS ")
-        .expect("the first stage is named: FROM IMAGE AS NAME");
-    assert!(
-        from.starts_with("rust:"),
-        "the build stage runs in a Rust image: {from}"
-    );
-    let build = &instructions[stages[0] + 1..stages[1]];
+    let stage_at = *froms
+        .iter()
+        .find(|&&i| instructions[i].1.ends_with(" AS gwshim"))
+        .expect("a stage named gwshim: FROM IMAGE AS gwshim");
+    let end = froms
+        .iter()
+        .copied()
+        .find(|&i| i > stage_at)
+        .expect("the image after the gwshim stage");
+    let stage = &instructions[stage_at + 1..end];
 
     let ignore = fs::read_to_string(format!("{MANIFEST}/.dockerignore")).expect(".dockerignore");
     let ignore: Vec<&str> = ignore
@@ -734,123 +736,103 @@ fn dockerfile_build_stage_yields_a_static_binary() {
         Some(&"*"),
         ".dockerignore starts by leaving everything out"
     );
+    let dist = common::release_dist();
 
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/")
-        .join("dockerfile");
-    // A fixed place, so cargo's cache (keyed by the package's path) is reused across runs; the
-    // copies keep their mtimes, so an unchanged tree is not rebuilt.
-    let context = target_dir.join("context");
-    let _ = fs::remove_dir_all(&context);
-    fs::create_dir_all(&context).expect("the build folder");
-    let _cleanup = Scratch(context.clone());
-
-    let mut workdir = None;
-    let mut runs = Vec::new();
-    for (keyword, rest) in build {
-        match keyword.as_str() {
-            "RUN" if workdir.is_none() => {
-                // Image setup: the Rust targets it adds must be installed here too.
-                for command in rest.split("&&") {
-                    let words: Vec<&str> = command.split_whitespace().collect();
-                    let Some(["rustup", "target", "add"]) = words.get(..3) else {
-                        continue;
-                    };
-                    for t in words[3..].iter().filter(|w| !w.starts_with('-')) {
-                        if !rustlib().join(t).is_dir() {
-                            return skip::skip(&format!(
-                                "the Dockerfile adds the Rust target {t}, not installed here (rustup target add {t})"
-                            ));
+    // Runs the stage in a fresh folder; `tamper` flips a byte of every archive copied in.
+    let run_stage = |tamper: bool| -> (Scratch, Option<String>, Vec<bool>) {
+        let context = scratch(if tamper {
+            "dockerfile-tampered"
+        } else {
+            "dockerfile"
+        });
+        let mut workdir = None;
+        let mut results = Vec::new();
+        for (keyword, rest) in stage {
+            match keyword.as_str() {
+                "WORKDIR" => workdir = Some(rest.clone()),
+                "COPY" => {
+                    assert!(workdir.is_some(), "COPY after WORKDIR");
+                    assert!(
+                        !rest.starts_with("--"),
+                        "a plain COPY from the context: {rest}"
+                    );
+                    let words: Vec<&str> = rest.split_whitespace().collect();
+                    let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
+                    assert_eq!(*dest, "./", "into WORKDIR: {rest}");
+                    for src in sources {
+                        assert!(
+                            ignore.contains(&format!("!{src}").as_str()),
+                            ".dockerignore lets {src} into the build context"
+                        );
+                        let name = src
+                            .strip_prefix("dist/")
+                            .unwrap_or_else(|| panic!("the stage copies from dist/: {src}"));
+                        let (pre, post) = name.split_once('*').unwrap_or((name, ""));
+                        let mut found = 0;
+                        for e in fs::read_dir(dist).expect("dist").flatten() {
+                            let f = e.file_name().to_string_lossy().into_owned();
+                            let hit = if name.contains('*') {
+                                f.len() >= pre.len() + post.len()
+                                    && f.starts_with(pre)
+                                    && f.ends_with(post)
+                            } else {
+                                f == name
+                            };
+                            if hit {
+                                let to = context.join(&f);
+                                fs::copy(e.path(), &to).expect("copy into the folder");
+                                if tamper && f.ends_with(".tar.gz") {
+                                    recompress(&to);
+                                }
+                                found += 1;
+                            }
                         }
+                        assert!(found > 0, "dist/ holds {src}");
                     }
                 }
-            }
-            "RUN" => runs.push(rest.clone()),
-            "WORKDIR" => workdir = Some(rest.clone()),
-            "COPY" => {
-                let workdir = workdir.as_deref().expect("COPY after WORKDIR");
-                assert!(
-                    !rest.starts_with("--"),
-                    "a plain COPY from the context: {rest}"
-                );
-                assert!(runs.is_empty(), "every COPY before the build's RUN: {rest}");
-                let words: Vec<&str> = rest.split_whitespace().collect();
-                let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
-                assert!(!sources.is_empty(), "COPY SRC... DEST: {rest}");
-                assert!(
-                    sources.len() == 1 || dest.ends_with('/'),
-                    "several sources go into a folder: {rest}"
-                );
-                let dest = context.join(dest.trim_start_matches(&format!("{workdir}/")[..]));
-                for src in sources {
-                    assert!(
-                        ignore.contains(&format!("!{src}").as_str()),
-                        ".dockerignore lets {src} into the build context"
-                    );
-                    let from = Path::new(MANIFEST).join(src);
-                    let to = if from.is_dir() {
-                        fs::create_dir_all(&dest).expect("COPY destination");
-                        // A folder's contents go into DEST, as docker copies them.
-                        (from.join("."), dest.clone())
-                    } else if rest.trim_end().ends_with('/') {
-                        fs::create_dir_all(&dest).expect("COPY destination");
-                        (
-                            from.clone(),
-                            dest.join(from.file_name().expect("a file name")),
-                        )
-                    } else {
-                        (from.clone(), dest.clone())
-                    };
-                    let status = Command::new("cp")
-                        .arg("-a")
-                        .args([&to.0, &to.1])
+                "RUN" => {
+                    eprintln!("RUN {rest}");
+                    let status = Command::new("/bin/sh")
+                        .args(["-c", rest])
+                        .current_dir(&*context)
                         .status()
-                        .expect("cp");
-                    assert!(
-                        status.success(),
-                        "cp -a {} {}",
-                        to.0.display(),
-                        to.1.display()
-                    );
+                        .expect("/bin/sh");
+                    results.push(status.success());
+                    if !status.success() {
+                        break;
+                    }
                 }
-            }
-            other => {
-                panic!("the build stage has an instruction this test does not know: {other} {rest}")
+                other => panic!(
+                    "the gwshim stage has an instruction this test does not know: {other} {rest}"
+                ),
             }
         }
-    }
-    let workdir = workdir.expect("the build stage has a WORKDIR");
-    assert!(!runs.is_empty(), "the build stage builds something");
-    if Command::new("file").arg("--version").output().is_err() {
-        return skip::skip("no file(1) to tell a static binary (apt-get install file)");
-    }
-    for run in &runs {
-        eprintln!("RUN {run}");
-        let status = Command::new("/bin/sh")
-            .args(["-c", run])
-            .current_dir(&context)
-            .env("CARGO_TARGET_DIR", target_dir.join("target"))
-            .status()
-            .expect("/bin/sh");
-        assert!(status.success(), "RUN {run}: {status}");
-    }
+        (context, workdir, results)
+    };
+
+    let (context, workdir, results) = run_stage(false);
+    let workdir = workdir.expect("the stage has a WORKDIR");
+    assert!(!results.is_empty(), "the stage runs something");
+    assert!(
+        results.iter().all(|&ok| ok),
+        "every RUN succeeds: {results:?}"
+    );
     // What the image takes from this stage: it exists, is static and runs.
     let mut copied = 0;
-    for (keyword, rest) in &instructions[stages[1]..] {
-        let Some(rest) = rest.strip_prefix(&format!("--from={build_name} ")[..]) else {
+    for (keyword, rest) in &instructions[end..] {
+        let Some(rest) = rest.strip_prefix("--from=gwshim ") else {
             continue;
         };
         assert_eq!(keyword, "COPY");
         let src = rest
             .split_whitespace()
             .next()
-            .expect("COPY --from=build SRC DEST");
+            .expect("COPY --from=gwshim SRC DEST");
         let rel = src
             .strip_prefix(&format!("{workdir}/")[..])
             .unwrap_or_else(|| panic!("the image copies {src}, outside {workdir}"));
         let path = context.join(rel);
-        assert!(path.is_file(), "the build stage made {src}");
+        assert!(path.is_file(), "the stage made {src}");
         assert_static(&path);
         let out = Command::new(&path)
             .arg("--version")
@@ -861,15 +843,26 @@ fn dockerfile_build_stage_yields_a_static_binary() {
     }
     assert!(
         copied > 0,
-        "the image copies the binary from the build stage"
+        "the image copies the binary from the gwshim stage"
     );
+
+    let (_tampered, _, results) = run_stage(true);
+    assert_eq!(results, [false], "the sum check fails the stage's RUN");
 }
 
-/// The active toolchain's `lib/rustlib`, where installed targets live.
-fn rustlib() -> PathBuf {
-    let out = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("rustc");
-    Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("lib/rustlib")
+/// Changes an archive without breaking it: the same tar, compressed again at another level. It
+/// still unpacks to the same files, so only the SHA256SUMS check can tell.
+fn recompress(archive: &Path) {
+    let tmp = archive.with_extension("new");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "gzip -dc \"$1\" | gzip -1 >\"$2\" && mv \"$2\" \"$1\"",
+            "sh",
+        ])
+        .arg(archive)
+        .arg(&tmp)
+        .status()
+        .expect("sh");
+    assert!(status.success(), "recompressing {}", archive.display());
 }

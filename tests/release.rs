@@ -12,7 +12,6 @@ use common::{TempDir, kill, wait_timeout, wait_within};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
@@ -47,38 +46,7 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
 
 /// The dist folder, built by contrib/release.sh unless it was built from the same sources.
 fn dist() -> &'static Path {
-    static DIST: OnceLock<PathBuf> = OnceLock::new();
-    DIST.get_or_init(|| {
-        let dist = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-dist");
-        let stamp = dist.join(".source-key");
-        // Every tracked or new file's content, and the toolchain: what the artifacts are made of.
-        let key = sh(
-            "{ git ls-files -co --exclude-standard -z | xargs -0 sha256sum; rustc -V; } \
-                      | sha256sum",
-        );
-        let key = (key.status.success() && !key.stdout.is_empty()).then(|| text(&key.stdout));
-        if key.is_some() && fs::read_to_string(&stamp).ok() == key {
-            eprintln!("release: {} is up to date", dist.display());
-            return dist;
-        }
-        let started = Instant::now();
-        let out = Command::new(format!("{MANIFEST}/contrib/release.sh"))
-            .env("GWSHIM_DIST", &dist)
-            .stdin(Stdio::null())
-            .output()
-            .expect("contrib/release.sh");
-        assert!(
-            out.status.success(),
-            "contrib/release.sh: {}\n{}",
-            out.status,
-            text(&out.stderr)
-        );
-        eprintln!("release: built in {:.0?}", started.elapsed());
-        if let Some(key) = key {
-            fs::write(&stamp, key).expect("writing the source key");
-        }
-        dist
-    })
+    common::release_dist()
 }
 
 /// The one file in dist whose name starts with `prefix` and ends with `suffix`.

@@ -364,3 +364,58 @@ pub fn assert_code(status: ExitStatus, code: i32, what: &str, log: &str) {
         "{what}: wanted exit {code}, got {status:?}; gwshim log:\n{log}"
     );
 }
+
+/// contrib/release.sh's dist folder (target/tmp/release-dist), built unless it was built from
+/// the same sources: a key over every tracked or new file's content and the toolchain, kept in
+/// `.source-key`. tests/release.rs, container.rs and podman.rs share it: one build serves all.
+pub fn release_dist() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let manifest = env!("CARGO_MANIFEST_DIR");
+        let dist = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-dist");
+        let stamp = dist.join(".source-key");
+        // Two test processes at once (two cargo runs) take turns: release.sh rewrites dist.
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dist.with_extension("lock"))
+            .expect("the release-dist lock file");
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("locking release-dist");
+        let key = Command::new("sh")
+            .args([
+                "-c",
+                "{ git ls-files -co --exclude-standard -z | xargs -0 sha256sum; rustc -V; } \
+                 | sha256sum",
+            ])
+            .current_dir(manifest)
+            .stdin(Stdio::null())
+            .output()
+            .expect("sh");
+        let key = (key.status.success() && !key.stdout.is_empty())
+            .then(|| String::from_utf8_lossy(&key.stdout).into_owned());
+        if key.is_some() && fs::read_to_string(&stamp).ok() == key {
+            eprintln!("release: {} is up to date", dist.display());
+            return dist;
+        }
+        let started = Instant::now();
+        let out = Command::new(format!("{manifest}/contrib/release.sh"))
+            .env("GWSHIM_DIST", &dist)
+            .stdin(Stdio::null())
+            .output()
+            .expect("contrib/release.sh");
+        assert!(
+            out.status.success(),
+            "contrib/release.sh: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("release: built in {:.0?}", started.elapsed());
+        if let Some(key) = key {
+            fs::write(&stamp, key).expect("writing the source key");
+        }
+        dist
+    })
+}
