@@ -513,7 +513,11 @@ fn a_rerun_keeps_the_gwshim_the_dropin_runs() {
         exec_start(&read()),
         format!("{first} --grace 3 -- {new_command}")
     );
-    assert!(text(&out).contains("kept"), "says it kept it: {}", text(&out));
+    assert!(
+        text(&out).contains("kept"),
+        "says it kept it: {}",
+        text(&out)
+    );
 
     // --gwshim still says otherwise.
     let second = gwshim_copy(&h.dir.join("opt/second"));
@@ -527,7 +531,10 @@ fn a_rerun_keeps_the_gwshim_the_dropin_runs() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(text(&out).lines().count(), 1, "{}", text(&out));
     assert!(
-        text(&out).contains(&format!("the drop-in's gwshim {} is gone", second.display())),
+        text(&out).contains(&format!(
+            "the drop-in's gwshim {} is gone",
+            second.display()
+        )),
         "{}",
         text(&out)
     );
@@ -551,7 +558,10 @@ fn a_later_dropin_that_sets_exec_start_is_named_and_nothing_is_written() {
         format!("[Service]\nTimeoutStopSec=90\nExecStart=\nExecStart={COMMAND} --verbose\n"),
     )
     .unwrap();
-    for args in [&["--gwshim", GWSHIM][..], &["--gwshim", GWSHIM, "--dry-run"]] {
+    for args in [
+        &["--gwshim", GWSHIM][..],
+        &["--gwshim", GWSHIM, "--dry-run"],
+    ] {
         let out = h.run(args);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
@@ -578,7 +588,10 @@ fn a_later_dropin_that_sets_exec_start_is_named_and_nothing_is_written() {
 #[test]
 fn the_journal_tag_is_the_units_program_unless_the_unit_sets_one() {
     let h = Home::new("tag");
-    h.install_unit(UNIT, "\"/opt/my venv/bin/python3\" -m hermes_cli.main gateway run");
+    h.install_unit(
+        UNIT,
+        "\"/opt/my venv/bin/python3\" -m hermes_cli.main gateway run",
+    );
     let out = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
     assert!(out.contains("\nSyslogIdentifier=python3\n"), "{out}");
     let dir = h.user_units().join(format!("{UNIT}.d"));
@@ -640,7 +653,13 @@ fn system_as_a_normal_user_says_it_needs_root_in_one_line() {
     let h = Home::new("system-user");
     let mut cmd = if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash", SCRIPT]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            SCRIPT,
+        ]);
         c
     } else {
         let mut c = Command::new("bash");
@@ -658,6 +677,10 @@ fn system_as_a_normal_user_says_it_needs_root_in_one_line() {
         )
     );
     // A dry run reads only: it goes on (to say that no system unit is installed here).
-    let out = h.run_with(&mut cmd, &["--system", "--gwshim", GWSHIM, "--dry-run"], path);
+    let out = h.run_with(
+        &mut cmd,
+        &["--system", "--gwshim", GWSHIM, "--dry-run"],
+        path,
+    );
     assert!(!text(&out).contains("needs root"), "{}", text(&out));
 }
