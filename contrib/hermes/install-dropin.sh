@@ -163,9 +163,8 @@ system_hint() {
   [ -z "$f" ] || die "$unit is a system unit here ($f), not a user unit: add --system (as root)"
 }
 
-# Effective ExecStart= values of the files, in order: an empty one resets the list.
-# Continuation lines (a trailing backslash) are joined as systemd joins them.
-# `settings KEY FILE...`: every value of [Service] KEY= in the files, empty ones included.
+# `settings KEY FILE...`: every value of [Service] KEY= in the files, in order, empty ones
+# included. Continuation lines (a trailing backslash) are joined as systemd joins them.
 settings() {
   awk -v key="$1" '
     FNR == 1 { sect = ""; buf = "" }
@@ -181,6 +180,7 @@ settings() {
     }
   ' "${@:2}"
 }
+# Effective ExecStart= values of the files, in order: an empty one resets the list.
 exec_starts() {
   settings ExecStart "$@" | awk '{ if ($0 == "") n = 0; else cmd[++n] = $0 }
     END { for (i = 1; i <= n; i++) print cmd[i] }'
