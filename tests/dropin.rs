@@ -572,6 +572,14 @@ fn a_later_dropin_that_sets_exec_start_is_named_and_nothing_is_written() {
             "{args:?}: {said}"
         );
         assert!(!h.dropin().exists(), "{args:?}: wrote the drop-in");
+        // docs/hermes.md quotes it, for a HOME of /home/me.
+        let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hermes.md"))
+            .unwrap()
+            .replace("/home/me", h.dir.join("home").to_str().unwrap());
+        assert!(
+            docs.contains(said.trim_end()),
+            "docs/hermes.md lacks {said}"
+        );
     }
     // Renamed as the message says, it is read before gwshim.conf: its command is wrapped.
     fs::rename(&own, dir.join("10-override.conf")).unwrap();
