@@ -66,6 +66,8 @@ pub struct Setup {
     pub env_overrides: Vec<(OsString, Option<OsString>)>,
     /// The signal the child gets when gwshim dies (--pdeathsig).
     pub pdeathsig: Option<i32>,
+    /// The terminal to hand to the child's own group before exec (--group in a terminal).
+    pub hand_terminal: Option<std::os::fd::RawFd>,
 }
 
 /// The command could not be executed: a message and the shell's status for it.
@@ -129,6 +131,7 @@ pub fn plain_start(setup: &Setup, pid_slots: &[usize], stdio_closed: bool) -> bo
     pid_slots.is_empty()
         && !stdio_closed
         && setup.pdeathsig.is_none()
+        && setup.hand_terminal.is_none()
         && matches!(setup.sigchld.handler(), SigHandler::SigDfl)
         && setup.sigchld.flags().is_empty()
 }
@@ -153,12 +156,19 @@ fn posix_spawn(
             Err(io::Error::from_raw_os_error(r))
         }
     };
-    let mut flags = libc::POSIX_SPAWN_SETSIGMASK;
-    let mut default = SigSet::empty();
+    // SETSIGDEF always: glibc's posix_spawn otherwise gives the child its own signals (32,
+    // 33) ignored. Those it resets, unless gwshim was started with them ignored.
+    let mut flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+    let mut bits = signals::libc_internal();
     if !sigpipe_ignored {
-        default.add(Signal::SIGPIPE);
-        flags |= libc::POSIX_SPAWN_SETSIGDEF;
+        bits |= 1 << (libc::SIGPIPE - 1);
     }
+    for sig in 1..=64 {
+        if signals::ignored_at_start(sig) {
+            bits &= !(1 << (sig - 1));
+        }
+    }
+    let default = signals::set_of(bits);
     if setup.own_group {
         flags |= libc::POSIX_SPAWN_SETPGROUP;
     }
@@ -300,19 +310,25 @@ pub fn spawn(command: &[OsString], setup: &Setup) -> Result<Pid, SpawnFailure> {
     let (mask, sigchld, own_group) = (setup.mask, setup.sigchld, setup.own_group);
 
     let pdeathsig = setup.pdeathsig;
+    let hand_terminal = setup.hand_terminal;
     // Captured before fork: the child compares its parent with it.
     let gwshim = nix::unistd::getpid();
 
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     let mut cmd = Command::new(&path);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (setpgid, sigaction, prctl, getpid, getppid, sigprocmask, kill, _exit, close,
-    // execve); it writes into buffers allocated before the fork and pushes into `envp` within
+    // functions (setpgid, tcsetpgrp, sigaction, prctl, getpid, getppid, sigprocmask, kill,
+    // _exit, close, execve); it writes into buffers allocated before the fork and pushes into `envp` within
     // its reserved capacity (io::Error from an errno does not allocate).
     unsafe {
         cmd.pre_exec(move || {
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            }
+            // Before exec, so the child never finds itself in the background (SIGTTOU is
+            // still blocked here). A terminal that refuses just leaves it where it is.
+            if let Some(tty) = hand_terminal {
+                let _ = crate::terminal::give(tty, libc::getpid());
             }
             if sigpipe_ignored {
                 sigaction(Signal::SIGPIPE, &ignore)?;
@@ -561,6 +577,7 @@ mod tests {
             supervisor_env: true,
             env_overrides: Vec::new(),
             pdeathsig,
+            hand_terminal: None,
         };
         // (setup, pid slots, a std fd closed at start) -> plain
         let table = [

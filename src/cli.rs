@@ -80,10 +80,15 @@ struct Args {
     #[argh(switch)]
     leave_orphans: bool,
 
-    /// the child gets SIG when gwshim dies (PR_SET_PDEATHSIG; default none, TERM for the Hermes
-    /// gateway), e.g. --pdeathsig TERM
+    /// the child gets SIG when gwshim dies (the child's PR_SET_PDEATHSIG; default none, TERM
+    /// for the Hermes gateway), e.g. --pdeathsig TERM
     #[argh(option, arg_name = "SIG")]
     pdeathsig: Option<String>,
+
+    /// gwshim gets SIG when its own parent dies (gwshim's PR_SET_PDEATHSIG, tini's -p) and
+    /// passes it on as if sent (default none), e.g. --parent-death-signal TERM
+    #[argh(option, arg_name = "SIG")]
+    parent_death_signal: Option<String>,
 
     /// do not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the child
     #[argh(switch)]
@@ -173,6 +178,8 @@ pub struct Config {
     pub grace: Duration,
     pub leave_orphans: bool,
     pub pdeathsig: Option<i32>,
+    /// --parent-death-signal: gwshim's own parent-death signal.
+    pub parent_death_signal: Option<i32>,
 }
 
 /// Which pid files gwshim looks after.
@@ -288,6 +295,11 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         .parse("--grace", &args.grace, parse_seconds)?
         .unwrap_or(crate::leftovers::DEFAULT_GRACE);
     let pdeathsig = twins.parse("--pdeathsig", &args.pdeathsig, signals::parse_signal)?;
+    let parent_death_signal = twins.parse(
+        "--parent-death-signal",
+        &args.parent_death_signal,
+        signals::parse_signal,
+    )?;
     let pidfiles = match (args.no_pidfile_cleanup, args.pidfile.is_empty()) {
         (true, false) => {
             return Err(Usage(format!(
@@ -335,6 +347,7 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         grace,
         leave_orphans: args.leave_orphans,
         pdeathsig,
+        parent_death_signal,
     })))
 }
 
@@ -491,7 +504,8 @@ impl Twins {
         value!(
             keep_status: "--keep-status", restart_status: "--restart-status",
             stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace",
-            pdeathsig: "--pdeathsig", name: "--name", state_dir: "--state-dir",
+            pdeathsig: "--pdeathsig", parent_death_signal: "--parent-death-signal",
+            name: "--name", state_dir: "--state-dir",
             start_limit: "--start-limit", restart_sec: "--restart-sec", backoff: "--backoff",
             min_uptime: "--min-uptime",
         );
@@ -787,12 +801,22 @@ mod tests {
             run(&["--pdeathsig", "sigterm", "x"]).unwrap().pdeathsig,
             Some(15)
         );
+        // gwshim's own side, apart from the child's
+        let c = run(&["--parent-death-signal", "RTMIN+1", "x"]).unwrap();
+        assert_eq!(
+            (c.parent_death_signal, c.pdeathsig),
+            (Some(nix::libc::SIGRTMIN() + 1), None)
+        );
         for (args, want) in [
             (&["--grace", "-1", "--", "x"][..], "--grace"),
             (&["--grace", "soon", "--", "x"][..], "--grace"),
             (&["--grace", "--", "x"][..], "--grace"),
             (&["--pdeathsig", "BOGUS", "--", "x"][..], "--pdeathsig"),
             (&["--pdeathsig", "0", "--", "x"][..], "--pdeathsig"),
+            (
+                &["--parent-death-signal", "BOGUS", "--", "x"][..],
+                "--parent-death-signal",
+            ),
         ] {
             assert!(run(args).unwrap_err().contains(want), "{args:?}");
         }
@@ -840,6 +864,11 @@ mod tests {
             (&["--grace", "10"], "GWSHIM_GRACE", "10"),
             (&["--leave-orphans"], "GWSHIM_LEAVE_ORPHANS", "true"),
             (&["--pdeathsig", "TERM"], "GWSHIM_PDEATHSIG", "TERM"),
+            (
+                &["--parent-death-signal", "USR2"],
+                "GWSHIM_PARENT_DEATH_SIGNAL",
+                "USR2",
+            ),
             (&["--no-supervisor-env"], "GWSHIM_NO_SUPERVISOR_ENV", "on"),
             (&["--name", "gw"], "GWSHIM_NAME", "gw"),
             (&["--state-dir", "/x"], "GWSHIM_STATE_DIR", "/x"),

@@ -52,6 +52,9 @@ pub struct Decision {
 pub const DEFAULT_STOP_SIGNALS: [i32; 3] =
     [nix::libc::SIGTERM, nix::libc::SIGINT, nix::libc::SIGQUIT];
 
+/// The signal that asks for a restart (the gateway drains and exits 75 on it).
+pub const RESTART_SIGNAL: i32 = nix::libc::SIGUSR1;
+
 /// `stop` is the last stop signal that reached the child (forwarded by gwshim, or sent to
 /// the whole group by the terminal), if any; `reached` every signal that reached it so.
 pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -> Decision {
@@ -62,6 +65,16 @@ pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -
         }
         (ChildEnd::Signaled(s), Some(stop)) if s == stop => {
             (Outcome::Die(s), "stop requested; child died of that signal")
+        }
+        // A restart asked for (SIGUSR1) that killed a child not yet ready for it (the
+        // gateway before its handlers are set, during its own restart brake): the restart
+        // it asked for, not a failure by signal that systemd would count.
+        (ChildEnd::Signaled(s), None) if s == RESTART_SIGNAL && reached.contains(s) => (
+            Outcome::Exit(policy.restart_status),
+            "restart requested; child died of that signal: planned restart",
+        ),
+        (ChildEnd::Signaled(s), Some(_)) if s == RESTART_SIGNAL => {
+            (Outcome::Exit(0), "stop requested")
         }
         // As the command run alone would have: a hangup, or a signal it does not handle.
         (ChildEnd::Signaled(s), _) if reached.contains(s) => {
@@ -81,7 +94,12 @@ pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -
             "killed by a signal nobody asked for: restart status",
         ),
     };
+    let planned_restart = matches!(end, ChildEnd::Signaled(s) if s == RESTART_SIGNAL)
+        && stop.is_none()
+        && reached.contains(RESTART_SIGNAL)
+        && !policy.transparent;
     let failure = match outcome {
+        Outcome::Exit(_) if planned_restart => false,
         Outcome::Exit(n) => n != 0,
         Outcome::Die(s) => stop != Some(s),
     };
@@ -123,6 +141,7 @@ mod tests {
     const HUP: i32 = 1;
     const INT: i32 = 2;
     const KILL: i32 = 9;
+    const USR1: i32 = 10;
     const USR2: i32 = 12;
     const TERM: i32 = 15;
 
@@ -165,6 +184,17 @@ mod tests {
             // ... not survived: gwshim dies of it, as the command alone would
             (Signaled(HUP), None, &[HUP], &default, Die(HUP)),
             (Signaled(USR2), None, &[HUP, USR2], &custom, Die(USR2)),
+            // a restart asked for that killed the child: the planned restart it asked for
+            (Signaled(USR1), None, &[USR1], &default, Exit(75)),
+            (Signaled(USR1), None, &[USR1], &custom, Exit(99)),
+            (Signaled(USR1), Some(TERM), &[USR1, TERM], &default, Exit(0)),
+            (Signaled(USR1), None, &[], &default, Exit(75)),
+            (Signaled(USR1), None, &[USR1], &transparent, Exit(138)),
+            // every signal, real-time ones included
+            (Signaled(36), None, &[36], &default, Die(36)),
+            (Signaled(64), None, &[64], &default, Die(64)),
+            (Signaled(36), None, &[], &default, Exit(75)),
+            (Signaled(40), None, &[], &transparent, Exit(168)),
             (Signaled(HUP), Some(TERM), &[TERM, HUP], &default, Die(HUP)),
             // custom keep list and restart status
             (Exited(3), None, &[], &custom, Exit(3)),
@@ -198,6 +228,8 @@ mod tests {
         assert!(failure(Exited(1), None, &[]));
         assert!(failure(Exited(75), None, &[]));
         assert!(failure(Signaled(HUP), None, &[HUP]));
+        assert!(!failure(Signaled(USR1), None, &[USR1]), "a planned restart");
+        assert!(failure(Signaled(USR1), None, &[]), "nobody asked");
     }
 
     #[test]

@@ -5,12 +5,11 @@
 //! (the child's orphans) are not chased: under systemd the cgroup, in a container pid 1's
 //! death, ends them.
 
-use crate::signals;
+use crate::{reap, signals};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -68,23 +67,16 @@ fn wait_or_kill(pid: i32, group: bool) {
     // SIGCHLD has been blocked since gwshim started, so the child's exit stays pending for
     // this signalfd to see. Without one there is nothing to sleep on: SIGKILL at once.
     let sigchld = SignalFd::with_flags(&SigSet::from(Signal::SIGCHLD), SfdFlags::SFD_NONBLOCK);
-    loop {
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return,
-            Ok(WaitStatus::StillAlive) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match &sigchld {
-                    Ok(fd) if !left.is_zero() => sleep_for_sigchld(fd, left),
-                    _ => {
-                        let _ = signals::send(pid, libc::SIGKILL, group);
-                        let _ = waitpid(Pid::from_raw(pid), None);
-                        return;
-                    }
-                }
+    // Decoded by reap (raw statuses): a child killed by a real-time signal ends this too.
+    while reap::try_reap(pid).is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match &sigchld {
+            Ok(fd) if !left.is_zero() => sleep_for_sigchld(fd, left),
+            _ => {
+                let _ = signals::send(pid, libc::SIGKILL, group);
+                reap::reap_blocking(pid);
+                return;
             }
-            // A stop or continue report: keep waiting for the end.
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
         }
     }
 }

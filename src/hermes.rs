@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What gwshim needs from a gateway command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +183,11 @@ pub fn target(home: &Path) -> Target {
 /// The gateway's pid and lock files, if the command is the gateway. Reads gwshim's own
 /// environment, which the child inherits.
 pub fn gateway_target(command: &[OsString]) -> Option<Target> {
+    Some(target(&gateway_home(command)?))
+}
+
+/// The gateway's HERMES_HOME, if the command is the gateway, from gwshim's own environment.
+pub fn gateway_home(command: &[OsString]) -> Option<PathBuf> {
     let gateway = recognise(command)?;
     let user_home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -216,7 +222,245 @@ pub fn gateway_target(command: &[OsString]) -> Option<Target> {
         "the command is the Hermes gateway; its HERMES_HOME is {}",
         home.display()
     );
-    Some(target(&home))
+    Some(home)
+}
+
+/// hermes-agent 0.19.0's respawn-storm breaker (`hermes_cli/gateway.py` calling
+/// `gateway/status.py`'s `record_start_and_check_storm`): at every start, before it starts
+/// anything, the gateway appends the wall-clock time to `$HERMES_HOME/gateway-starts.log`;
+/// when more than `max_starts` starts, its own included, lie within `window` of it, it
+/// sleeps min(`cap`, 5 s x 2^min(count - max_starts, 6)) first: 10 s at the 6th start in
+/// 120 s, then 20, 40, 80, 160, 300 s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StormBrake {
+    /// 0 or less: no brake.
+    pub max_starts: i64,
+    /// Seconds.
+    pub window: f64,
+    /// Seconds.
+    pub cap: f64,
+}
+
+impl Default for StormBrake {
+    /// hermes's defaults (`gateway.respawn_storm` in its DEFAULT_CONFIG).
+    fn default() -> Self {
+        StormBrake {
+            max_starts: 5,
+            window: 120.0,
+            cap: 300.0,
+        }
+    }
+}
+
+/// What the brake does at one start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Storm {
+    /// Starts within the window, this one included.
+    pub count: usize,
+    pub sleep: Duration,
+}
+
+impl StormBrake {
+    /// The brake as the gateway will apply it: its defaults, overridden as hermes does by
+    /// HERMES_GATEWAY_MAX_STARTS and HERMES_GATEWAY_START_WINDOW_S, which it inherits from
+    /// gwshim. (`gateway.respawn_storm` in its config.yaml is not read.)
+    pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> StormBrake {
+        let mut b = StormBrake::default();
+        let var = |name| env(name).map(|v| v.to_string_lossy().trim().to_string());
+        if let Some(n) = var("HERMES_GATEWAY_MAX_STARTS").and_then(|v| v.parse().ok()) {
+            b.max_starts = n;
+        }
+        if let Some(w) = var("HERMES_GATEWAY_START_WINDOW_S").and_then(|v| v.parse().ok()) {
+            b.window = w;
+        }
+        b
+    }
+
+    /// What the gateway does at a start at `at` (seconds since the epoch), with `log` the
+    /// times already in its starts log. None: no sleep. The comparisons are hermes's own, so
+    /// garbage in the log (nan, inf, times in the future) counts as it counts there.
+    pub fn check(&self, log: &[f64], at: f64) -> Option<Storm> {
+        if self.max_starts <= 0 {
+            return None;
+        }
+        let count = log.iter().filter(|&&ts| at - ts <= self.window).count() + 1;
+        let over = u32::try_from(count as i64 - self.max_starts).ok()?;
+        if over == 0 {
+            return None;
+        }
+        let secs = (5.0 * f64::from(1u32 << over.min(6))).min(self.cap);
+        let sleep = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+        (!sleep.is_zero()).then_some(Storm { count, sleep })
+    }
+}
+
+/// The gateway's starts log as read once, with the wall clock then: plain data for pacing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StartsLog {
+    /// Seconds since the epoch, in the file's order.
+    pub starts: Vec<f64>,
+    /// When it was read, seconds since the epoch.
+    pub now: f64,
+    pub brake: StormBrake,
+}
+
+impl StartsLog {
+    /// The gateway's sleep at a start `after` from now (its own entry not yet in the log).
+    pub fn storm_after(&self, after: Duration) -> Option<Storm> {
+        self.brake
+            .check(&self.starts, self.now + after.as_secs_f64())
+    }
+
+    pub fn sleep_after(&self, after: Duration) -> Duration {
+        self.storm_after(after).map_or(Duration::ZERO, |s| s.sleep)
+    }
+
+    /// The times from now at which a start would see one entry fewer in its window: where
+    /// `sleep_after` may drop.
+    pub fn steps(&self) -> Vec<Duration> {
+        self.starts
+            .iter()
+            .filter_map(|ts| Duration::try_from_secs_f64(ts + self.brake.window - self.now).ok())
+            // The entry still counts at exactly `window` (hermes compares with <=).
+            .map(|d| d + Duration::from_millis(1))
+            .collect()
+    }
+
+    /// What the gateway slept at the start it logged first at or after `since` (just before
+    /// gwshim spawned it: the same clock, 50 ms of slack for its steps), judged against the
+    /// entries before it. A gateway killed in its sleep just before this start logged earlier.
+    pub fn slept_since(&self, since: f64) -> Duration {
+        let Some(i) = self.starts.iter().position(|&ts| ts >= since - 0.05) else {
+            return Duration::ZERO;
+        };
+        self.brake
+            .check(&self.starts[..i], self.starts[i])
+            .map_or(Duration::ZERO, |s| s.sleep)
+    }
+}
+
+/// The start times in a starts log's text, as hermes reads them: one float a line, blank
+/// and unreadable lines skipped. None when the text cannot be read as hermes reads it (its
+/// breaker then gives up: no sleep).
+pub fn parse_starts_log(bytes: &[u8]) -> Option<Vec<f64>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .collect(),
+    )
+}
+
+/// The most of the starts log gwshim reads: its end, where the newest starts are (hermes keeps
+/// 40 lines, about a kilobyte; the file is the agent's to write).
+const STARTS_LOG_LIMIT: u64 = 64 * 1024;
+
+/// Reads `$HERMES_HOME/gateway-starts.log` now: its last 64 KiB, not through a FIFO or a
+/// device. A missing file is an empty log; a file hermes could not read either (not UTF-8)
+/// means no brake, as for hermes.
+pub fn read_starts_log(home: &Path, brake: StormBrake) -> StartsLog {
+    use std::io::{Seek, SeekFrom};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let path = home.join("gateway-starts.log");
+    let read = || -> std::io::Result<Option<Vec<u8>>> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let skip = meta.len().saturating_sub(STARTS_LOG_LIMIT);
+        file.seek(SeekFrom::Start(skip))?;
+        let mut bytes = Vec::new();
+        file.take(STARTS_LOG_LIMIT).read_to_end(&mut bytes)?;
+        if skip > 0 {
+            // The first line is cut: drop it.
+            let cut = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
+            bytes.drain(..cut);
+        }
+        Ok(Some(bytes))
+    };
+    let (starts, brake) = match read() {
+        Ok(Some(bytes)) => match parse_starts_log(&bytes) {
+            Some(starts) => (starts, brake),
+            None => (
+                Vec::new(),
+                StormBrake {
+                    max_starts: 0,
+                    ..brake
+                },
+            ),
+        },
+        Ok(None) => (
+            Vec::new(),
+            StormBrake {
+                max_starts: 0,
+                ..brake
+            },
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), brake),
+        Err(e) => {
+            debug!("cannot read {}: {e}", path.display());
+            (Vec::new(), brake)
+        }
+    };
+    StartsLog { starts, now, brake }
+}
+
+/// The gateway's starts log now, if the command is the gateway, with the brake it will apply.
+pub fn starts_log_for(command: &[OsString]) -> Option<StartsLog> {
+    let home = gateway_home(command)?;
+    Some(read_starts_log(
+        &home,
+        StormBrake::from_env(&|v| std::env::var_os(v)),
+    ))
+}
+
+/// STATUS= once the child runs: `running_status` for the log read before it started.
+pub fn status_at_spawn(noun: &str, pid: i32, log: Option<&StartsLog>) -> String {
+    match log {
+        Some(l) => running_status(
+            noun,
+            pid,
+            l.storm_after(Duration::ZERO),
+            l.brake.window,
+            l.now,
+        ),
+        None => running_status(noun, pid, None, 0.0, 0.0),
+    }
+}
+
+/// "15:04:05 UTC" for a time in seconds since the epoch.
+fn utc_clock(epoch: f64) -> String {
+    let secs = epoch.max(0.0) as u64 % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The STATUS= line once the gateway runs: what is known of its own restart brake, which makes
+/// it sleep before it starts anything (so "running" alone would say more than is known).
+pub fn running_status(noun: &str, pid: i32, storm: Option<Storm>, window: f64, now: f64) -> String {
+    match storm {
+        None => format!("{noun} running, pid {pid}"),
+        // Still true once the sleep is over, when nobody updates it.
+        Some(s) => format!(
+            "{noun} running, pid {pid}; its own restart brake ({} starts in {} s) holds it until {}",
+            s.count,
+            window,
+            utc_clock(now + s.sleep.as_secs_f64())
+        ),
+    }
 }
 
 /// A short regular text file, or None (absent, unreadable, not UTF-8, not a regular file).
@@ -308,6 +552,188 @@ mod tests {
         for (words, want) in table {
             assert_eq!(&recognise(&cmd(words)), want, "{words:?}");
         }
+    }
+
+    #[test]
+    fn brakes_as_hermes_does() {
+        let b = StormBrake::default();
+        let at = 1_000.0;
+        // starts this many seconds before `at` already in the log
+        let ago = |a: &[f64]| a.iter().map(|x| at - x).collect::<Vec<f64>>();
+        let secs = Duration::from_secs;
+        let storm = |count, s| {
+            Some(Storm {
+                count,
+                sleep: secs(s),
+            })
+        };
+        let table: Vec<(Vec<f64>, Option<Storm>)> = vec![
+            (vec![], None),
+            (ago(&[1.0, 2.0, 3.0, 4.0]), None), // the 5th start: no sleep
+            (ago(&[1.0, 2.0, 3.0, 4.0, 5.0]), storm(6, 10)),
+            (ago(&[1.0, 2.0, 3.0, 4.0, 120.0]), storm(6, 10)), // exactly 120 s: counts
+            (ago(&[1.0, 2.0, 3.0, 4.0, 120.5]), None),
+            (ago(&[1.0; 6]), storm(7, 20)),
+            (ago(&[1.0; 9]), storm(10, 160)),
+            (ago(&[1.0; 10]), storm(11, 300)), // 320 s, capped
+            (ago(&[1.0; 39]), storm(40, 300)),
+            // garbage counts as it counts for hermes: the future and inf are "recent", nan not
+            (ago(&[-50.0, -60.0, 1.0, 2.0, 3.0]), storm(6, 10)),
+            (
+                vec![
+                    f64::INFINITY,
+                    f64::NAN,
+                    f64::NEG_INFINITY,
+                    999.0,
+                    998.0,
+                    997.0,
+                    996.0,
+                ],
+                storm(6, 10),
+            ),
+        ];
+        for (log, want) in table {
+            assert_eq!(b.check(&log, at), want, "{log:?}");
+        }
+        let off = StormBrake { max_starts: 0, ..b };
+        assert_eq!(off.check(&ago(&[1.0; 20]), at), None);
+        let three = StormBrake {
+            max_starts: 3,
+            window: 10.0,
+            ..b
+        };
+        assert_eq!(three.check(&ago(&[1.0, 2.0, 3.0]), at), storm(4, 10));
+        assert_eq!(three.check(&ago(&[1.0, 2.0, 11.0]), at), None);
+    }
+
+    #[test]
+    fn reads_the_brake_from_the_environment_as_hermes_does() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let d = StormBrake::default();
+        type Vars = &'static [(&'static str, &'static str)];
+        let table: &[(Vars, i64, f64)] = &[
+            (&[], 5, 120.0),
+            (&[("HERMES_GATEWAY_MAX_STARTS", "3")], 3, 120.0),
+            (&[("HERMES_GATEWAY_MAX_STARTS", "0")], 0, 120.0),
+            (&[("HERMES_GATEWAY_MAX_STARTS", "-2")], -2, 120.0),
+            (&[("HERMES_GATEWAY_MAX_STARTS", "x")], 5, 120.0),
+            (&[("HERMES_GATEWAY_START_WINDOW_S", "30.5")], 5, 30.5),
+            (&[("HERMES_GATEWAY_START_WINDOW_S", "soon")], 5, 120.0),
+        ];
+        for &(vars, max_starts, window) in table {
+            let b = StormBrake::from_env(&env(vars));
+            assert_eq!(
+                (b.max_starts, b.window, b.cap),
+                (max_starts, window, d.cap),
+                "{vars:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_a_starts_log_it_does_not_trust() {
+        let table: &[(&[u8], Option<Vec<f64>>)] = &[
+            (b"", Some(vec![])),
+            (
+                b"1764650000.123\n1764650001.5\n",
+                Some(vec![1764650000.123, 1764650001.5]),
+            ),
+            (b"  17.5  \n\n\r\nabc\n18\n", Some(vec![17.5, 18.0])),
+            (b"1e3\nnan\n", Some(vec![1000.0, f64::NAN])),
+            (b"12\n\xff\xfe\n13\n", None), // hermes's read_text fails: no brake at all
+        ];
+        for (bytes, want) in table {
+            let got = parse_starts_log(bytes);
+            // nan != nan: compare as text
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn knows_what_the_gateway_slept_at_this_start() {
+        let log = |starts: &[f64]| StartsLog {
+            starts: starts.to_vec(),
+            now: 2_000.0,
+            brake: StormBrake::default(),
+        };
+        let secs = Duration::from_secs;
+        // gwshim spawned it at 1000: its entry is the first at or after 999.95
+        let table: &[(&[f64], Duration)] = &[
+            (&[], secs(0)),
+            (&[990.0, 991.0, 992.0, 993.0, 994.0, 1000.4], secs(10)),
+            (&[990.0, 991.0, 992.0, 993.0, 1000.4], secs(0)),
+            (&[990.0, 991.0, 992.0, 993.0, 994.0], secs(0)), // not logged: it never got there
+            (
+                &[990.0, 991.0, 992.0, 993.0, 994.0, 999.97, 1010.0],
+                secs(10),
+            ),
+            // a start before gwshim's (999.5, killed in its sleep) is not this one: 7 starts
+            // in the window at 1010
+            (
+                &[990.0, 991.0, 992.0, 993.0, 994.0, 999.5, 1010.0],
+                secs(20),
+            ),
+        ];
+        for &(starts, want) in table {
+            assert_eq!(log(starts).slept_since(1000.0), want, "{starts:?}");
+        }
+        let l = log(&[1_990.0, 1_991.0, 1_992.0, 1_993.0, 1_994.0]);
+        assert_eq!(l.sleep_after(Duration::ZERO), secs(10));
+        assert_eq!(l.sleep_after(secs(110)), secs(10));
+        assert_eq!(l.sleep_after(secs(111)), secs(0)); // 1990 + 120 < 2111
+        assert_eq!(l.steps()[0], Duration::from_millis(110_001));
+    }
+
+    #[test]
+    fn says_when_the_gateway_sleeps_in_its_own_brake() {
+        let storm = Storm {
+            count: 6,
+            sleep: Duration::from_secs(10),
+        };
+        // 1764651100 is 04:51:40 UTC
+        assert_eq!(
+            running_status("gateway", 42, Some(storm), 120.0, 1_764_651_100.0),
+            "gateway running, pid 42; its own restart brake (6 starts in 120 s) holds it until 04:51:50 UTC"
+        );
+        assert_eq!(
+            running_status("gateway", 42, None, 120.0, 1_764_651_100.0),
+            "gateway running, pid 42"
+        );
+    }
+
+    #[test]
+    fn reads_a_starts_log_the_agent_may_have_written() {
+        let dir = std::env::temp_dir().join(format!("gwshim-unit-{}-starts", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gateway-starts.log");
+        let b = StormBrake::default();
+        // missing: an empty log, the brake on
+        let l = read_starts_log(&dir, b);
+        assert_eq!((l.starts.len(), l.brake), (0, b));
+        // the newest lines of a huge file, the cut first line dropped
+        let mut big = "1.5\n".repeat(40_000);
+        big.push_str("123456.25\n");
+        std::fs::write(&file, &big).unwrap();
+        let l = read_starts_log(&dir, b);
+        assert_eq!(l.starts.last(), Some(&123456.25));
+        assert!(
+            l.starts.len() < 17_000 && l.starts[..l.starts.len() - 1].iter().all(|&t| t == 1.5)
+        );
+        // not UTF-8: hermes gives up its brake, so does gwshim's model of it
+        std::fs::write(&file, b"1\n\xff\n").unwrap();
+        assert_eq!(read_starts_log(&dir, b).brake.max_starts, 0);
+        // a FIFO: no hang, no brake
+        std::fs::remove_file(&file).unwrap();
+        nix::unistd::mkfifo(&file, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(read_starts_log(&dir, b).starts.len(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

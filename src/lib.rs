@@ -18,6 +18,7 @@ pub mod reap;
 pub mod safepath;
 pub mod signals;
 pub mod supervisor;
+pub mod terminal;
 pub mod timespan;
 pub mod unit;
 pub mod workdir;

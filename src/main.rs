@@ -5,12 +5,15 @@ use gwshim::exit::Outcome;
 use gwshim::hermes;
 use gwshim::{
     child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
-    supervisor, workdir,
+    supervisor, terminal, workdir,
 };
 use log::{error, warn};
+use std::os::fd::AsRawFd;
 use std::process::exit as exit_with;
 
 fn main() {
+    // Whoever started gwshim, before anything else: --parent-death-signal checks it is alive.
+    let parent = nix::unistd::getppid();
     // First of all: from here on no signal is lost or acted on by default.
     let signals = match signals::Signals::block_all() {
         Ok(s) => s,
@@ -34,6 +37,9 @@ fn main() {
         }
     };
     logging::init(config.log_level);
+    if let Some(sig) = config.parent_death_signal {
+        signals::on_parent_death(sig, parent);
+    }
     // gwshim leaves its working directory once the child runs: paths first become absolute.
     let mut absolute = true;
     if let Some(dir) = config.pacing.state_dir.as_mut() {
@@ -52,13 +58,23 @@ fn main() {
     let gateway = hermes::recognise(&config.command).is_some();
     let state_folder = || pacing::state_folder(config.pacing.state_dir.as_deref());
     let (relay, notifier) = if config.notify_relay {
-        notify::setup(if gateway { "gateway" } else { "child" }, state_folder)
+        notify::setup(
+            if gateway { "gateway" } else { "child" },
+            state_folder,
+            pacer.as_ref().and_then(pacing::Pacer::notify_access),
+        )
     } else {
         (None, None)
     };
+    // With the relay off gwshim still speaks for itself during a pacing wait, or systemd's
+    // timers (watchdog, start and stop timeouts) end it there; it says nothing else then.
+    let keeper = match (&notifier, config.notify_relay) {
+        (None, false) if pacer.is_some() => notify::Notifier::from_env("child"),
+        _ => None,
+    };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
-        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.path().into())));
+        env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.address())));
     }
     let mut pidfiles = match &config.pidfiles {
         cli::Pidfiles::Off => Vec::new(),
@@ -75,10 +91,20 @@ fn main() {
     }
     let own_pid = i64::from(std::process::id());
     pidfile::clean(&pidfiles, own_pid);
+    let tty = terminal::controlling();
+    let place = terminal::plan(
+        config.group,
+        tty.as_ref()
+            .is_some_and(|t| terminal::foreground(t.as_raw_fd())),
+    );
+    // Kept open only to hand over (the fd is close-on-exec: the child never has it).
+    let tty = tty.filter(|_| place.hand_terminal);
+    let hand_terminal = tty.as_ref().map(|t| t.as_raw_fd());
     let setup = child::Setup {
         mask: signals.original_mask,
         sigchld,
-        own_group: config.group,
+        own_group: place.own_group,
+        hand_terminal,
         supervisor_env: config.supervisor_env,
         env_overrides,
         // hermes's process scans take gwshim's own command line for a gateway's, so a
@@ -86,20 +112,46 @@ fn main() {
         pdeathsig: config.pdeathsig.or(gateway.then_some(nix::libc::SIGTERM)),
     };
     guard::install();
+    // Before the gateway adds its own start to it: whether it will sleep in its restart brake.
+    let starts_log = notifier
+        .as_ref()
+        .and_then(|_| hermes::starts_log_for(&config.command));
     let started = std::time::Instant::now();
     let pid = match child::spawn(&config.command, &setup) {
         Ok(pid) => {
             guard::watch(pid, config.group);
             workdir::leave(absolute);
             if let Some(n) = &notifier {
-                n.status(&format!("{} running, pid {pid}", n.noun));
+                n.status(&hermes::status_at_spawn(
+                    n.noun,
+                    pid.as_raw(),
+                    starts_log.as_ref(),
+                ));
             }
             pid
         }
         Err(failure) => {
             error!("{}", failure.message);
             drop(relay); // removes its socket; exit() runs no destructors
-            exit_with(failure.status);
+            // A command that cannot be executed (a venv being rebuilt) is a fast failure
+            // like any other: paced, so the unit stays up until the command is back.
+            let ended = supervisor::Ended {
+                end: exit::ChildEnd::Exited(failure.status),
+                stop: None,
+                reached: signals::Set::default(),
+                restart_requested: false,
+            };
+            let no_child = nix::unistd::Pid::from_raw(0);
+            exit_paced(
+                failure.status,
+                &ended,
+                std::time::Duration::ZERO,
+                &signals,
+                no_child,
+                pacer.as_ref(),
+                notifier.as_ref(),
+                keeper.as_ref(),
+            );
         }
     };
 
@@ -110,6 +162,7 @@ fn main() {
         own_group: config.group,
         stop_timeout: config.stop_timeout,
         stop_signals: config.stop_signals,
+        hand_terminal,
     };
     let ended = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
         error!("{e}; no longer forwarding signals, waiting for pid {pid}");
@@ -122,7 +175,11 @@ fn main() {
     });
     guard::forget();
     let uptime = started.elapsed();
-    drop(relay);
+    // What the child said last may still wait on the socket when its death was read first:
+    // it reaches systemd before gwshim decides or says anything more.
+    if let Some(relay) = relay {
+        relay.pump(pid);
+    }
     if !config.leave_orphans {
         let opts = leftovers::Options {
             grace: config.grace,
@@ -156,20 +213,50 @@ fn main() {
         decision.reason
     );
     match decision.outcome {
-        Outcome::Exit(n) => {
-            if let Some(pacer) = &pacer
-                && let pacing::WaitEnd::Stopped =
-                    pacer.before_exit(n, &ended, uptime, &signals, pid, notifier.as_ref())
-            {
-                if let Some(n) = &notifier {
-                    n.stopping("stopping: asked to during the restart wait");
-                }
-                exit_with(0);
-            }
-            exit_with(n);
-        }
+        Outcome::Exit(n) => exit_paced(
+            n,
+            &ended,
+            uptime,
+            &signals,
+            pid,
+            pacer.as_ref(),
+            notifier.as_ref(),
+            keeper.as_ref(),
+        ),
         Outcome::Die(s) => signals::die_of(s),
     }
+}
+
+/// Exits with `status`, after the pacing wait if there is one; 0 if a stop ends the wait.
+/// `keeper` is gwshim's own notifier when the relay is off; else `notifier` holds the timers.
+#[allow(clippy::too_many_arguments)]
+fn exit_paced(
+    status: i32,
+    ended: &supervisor::Ended,
+    uptime: std::time::Duration,
+    signals: &signals::Signals,
+    main: nix::unistd::Pid,
+    pacer: Option<&pacing::Pacer>,
+    notifier: Option<&notify::Notifier>,
+    keeper: Option<&notify::Notifier>,
+) -> ! {
+    if let Some(pacer) = pacer
+        && let pacing::WaitEnd::Stopped = pacer.before_exit(
+            status,
+            ended,
+            uptime,
+            signals,
+            main,
+            notifier,
+            keeper.or(notifier),
+        )
+    {
+        if let Some(n) = notifier {
+            n.stopping("stopping: asked to during the restart wait");
+        }
+        exit_with(0);
+    }
+    exit_with(status);
 }
 
 /// Writes a message before logging is set up. Unlike print! it never panics: a closed

@@ -44,6 +44,9 @@ pub struct History {
     pub starts: Vec<u64>,
     /// Children in a row that lived less than `min_uptime`.
     pub fast_failures: u32,
+    /// NRestarts at gwshim's last start, when systemd said it: the starts after it that gwshim
+    /// never ran (a failed ExecStartPre=) show in the next NRestarts.
+    pub n_restarts: Option<u32>,
 }
 
 /// At most this many start times are kept.
@@ -65,18 +68,27 @@ impl History {
             .map(|t| t.parse().ok())
             .collect::<Option<_>>()?;
         let sorted = starts.windows(2).all(|w| w[0] <= w[1]);
+        // A later line, written since gwshim reads NRestarts against it; older files lack it.
+        let n_restarts = match lines.next() {
+            None => None,
+            Some(l) => Some(l.strip_prefix("n-restarts ")?.parse().ok()?),
+        };
         (lines.next().is_none() && sorted && starts.len() <= MAX_STARTS && !boot_id.is_empty())
             .then_some(History {
                 boot_id,
                 starts,
                 fast_failures,
+                n_restarts,
             })
     }
 
     pub fn render(&self) -> String {
         let starts: String = self.starts.iter().map(|t| format!(" {t}")).collect();
+        let n_restarts = self
+            .n_restarts
+            .map_or(String::new(), |n| format!("n-restarts {n}\n"));
         format!(
-            "{HEADER}\nboot {}\nfast-failures {}\nstarts{starts}\n",
+            "{HEADER}\nboot {}\nfast-failures {}\nstarts{starts}\n{n_restarts}",
             self.boot_id, self.fast_failures
         )
     }
@@ -101,17 +113,49 @@ pub fn margin(interval: Duration) -> Duration {
 /// A sliding window is stricter than systemd's fixed one, so it satisfies it wherever that
 /// window begins.
 pub fn rate_wait(starts: &[u64], now: u64, s: &Settings) -> Duration {
-    let burst = s.burst as usize;
-    if s.interval.is_zero() || burst == 0 || starts.len() < burst {
+    let (burst, interval) = paced_limit(s);
+    if interval.is_zero() || burst == 0 || starts.len() < burst {
         return Duration::ZERO;
     }
-    let window = s.interval.saturating_add(margin(s.interval));
+    let window = interval.saturating_add(margin(interval));
     let oldest_in_window = starts[starts.len() - burst];
     let earliest_next = oldest_in_window.saturating_add(millis(window));
     let next_if_now = now.saturating_add(millis(s.next_restart_delay()));
     // Start times from a state file another writer garbled may lie in the future: never
     // wait longer than a whole window.
     Duration::from_millis(earliest_next.saturating_sub(next_if_now)).min(window)
+}
+
+/// The limit gwshim keeps to, stricter than the unit's where it must be:
+/// - one slot fewer when a start can fail before gwshim runs (`ExecStartPre=`,
+///   `ExecCondition=`): such a start right after gwshim's exit, and systemd's restart after
+///   it, come with no gwshim to pace them, so the last slot stays free for them;
+/// - a `StartLimitBurst=` above the starts gwshim keeps (MAX_STARTS): BURST/k starts per
+///   INTERVAL/k, with k = ceil(BURST / MAX_STARTS). Any INTERVAL is covered by k such windows,
+///   so it holds at most BURST starts.
+pub fn paced_limit(s: &Settings) -> (usize, Duration) {
+    let mut burst = s.burst as usize;
+    if s.pre_can_fail && burst >= 2 {
+        burst -= 1;
+    }
+    if burst <= MAX_STARTS {
+        return (burst, s.interval);
+    }
+    let k = burst.div_ceil(MAX_STARTS);
+    (burst / k, s.interval / k as u32)
+}
+
+/// The starts since gwshim's last run that never ran gwshim, from systemd's NRestarts then
+/// (`before`) and now: each automatic restart adds one. Pure.
+/// - now 0: a start an operator asked for, a fresh count;
+/// - more than before: the restarts between are starts gwshim missed;
+/// - not more (a fresh count began unseen): every start of the new count but this one.
+pub fn missed_starts(before: Option<u32>, now: Option<u32>) -> u32 {
+    match (before, now) {
+        (_, Some(0)) | (None, _) | (_, None) => 0,
+        (Some(b), Some(n)) if n > b => n - b - 1,
+        (Some(_), Some(n)) => n,
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -132,11 +176,14 @@ pub enum Cause {
     Backoff,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub wait: Duration,
     pub cause: Option<Cause>,
     pub fast_failures: u32,
+    /// The Hermes gateway's own sleep at the next start (its restart brake), counted in the
+    /// backoff.
+    pub brake: Duration,
 }
 
 /// A restart someone asked for: SIGUSR1 reached the child, or the child itself exited 75 and
@@ -157,6 +204,22 @@ pub fn plan(
     s: &Settings,
     b: &Backoff,
 ) -> Plan {
+    plan_with(h, now, uptime, planned, s, b, None)
+}
+
+/// `plan`, with the Hermes gateway's own restart brake (its starts log) where the child is
+/// the gateway: the gateway sleeps at its next start by its own rule, and that sleep counts
+/// toward gwshim's backoff, so the gateway is down for the longer of the two brakes, not
+/// their sum. The start limit is never shortened. Pure.
+pub fn plan_with(
+    h: &History,
+    now: u64,
+    uptime: Duration,
+    planned: bool,
+    s: &Settings,
+    b: &Backoff,
+    gateway: Option<&crate::hermes::StartsLog>,
+) -> Plan {
     let fast_failures = match (uptime >= b.min_uptime, planned) {
         (true, _) => 0,
         (false, true) => h.fast_failures,
@@ -169,16 +232,58 @@ pub fn plan(
         backoff_delay(fast_failures, b).saturating_sub(s.next_restart_delay())
     };
     let rate = rate_wait(&h.starts, now, s);
+    let delay = s.next_restart_delay();
+    let backoff = match gateway {
+        Some(g) if backoff > rate => shortest_wait(g, rate, backoff, delay),
+        _ => backoff,
+    };
     let (wait, cause) = match (rate, backoff) {
         (r, b) if r.is_zero() && b.is_zero() => (Duration::ZERO, None),
         (r, b) if r >= b => (r, Some(Cause::StartLimit)),
         (_, b) => (b, Some(Cause::Backoff)),
     };
+    let brake = gateway.map_or(Duration::ZERO, |g| {
+        g.sleep_after(wait.saturating_add(delay))
+    });
     Plan {
         wait,
         cause,
         fast_failures,
+        brake,
     }
+}
+
+/// The shortest wait in [min, max] after which the gateway stays down at least as long as
+/// gwshim's backoff asks (`max` plus systemd's `delay`), counting the gateway's own sleep at
+/// its next start. That sleep only shrinks as the wait grows (older starts leave its window),
+/// so the answer is the start of a step or the point in a step where the sum reaches the goal.
+fn shortest_wait(
+    g: &crate::hermes::StartsLog,
+    min: Duration,
+    max: Duration,
+    delay: Duration,
+) -> Duration {
+    let goal = max.saturating_add(delay);
+    let down = |w: Duration| {
+        w.saturating_add(delay)
+            .saturating_add(g.sleep_after(w.saturating_add(delay)))
+    };
+    let mut starts: Vec<Duration> = g
+        .steps()
+        .into_iter()
+        .filter_map(|t| t.checked_sub(delay))
+        .chain([min])
+        .filter(|&w| w >= min && w <= max)
+        .collect();
+    let within: Vec<Duration> = starts
+        .iter()
+        .map(|&w| goal.saturating_sub(delay.saturating_add(g.sleep_after(w.saturating_add(delay)))))
+        .collect();
+    starts.extend(within);
+    starts.push(max);
+    starts.retain(|&w| w >= min && w <= max);
+    starts.sort();
+    starts.into_iter().find(|&w| down(w) >= goal).unwrap_or(max)
 }
 
 /// The fast failures in a row that count for this start. A start an operator asked for
@@ -190,6 +295,13 @@ pub fn fast_failures_at_start(stored: u32, s: &Settings) -> u32 {
         Some(0) => 0,
         _ => stored,
     }
+}
+
+/// The wall clock in seconds since the epoch: what the gateway's starts log is in.
+pub fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// CLOCK_MONOTONIC in milliseconds: what systemd's start limit is counted in.
@@ -397,6 +509,40 @@ fn read_small(path: &Path) -> std::io::Result<Option<String>> {
     Ok(Some(text))
 }
 
+/// How much longer than a wait systemd is asked to hold its timers: gwshim exits a few
+/// milliseconds after the wait ends; the rest is slack for a loaded machine.
+const HOLD_SLACK: Duration = Duration::from_secs(5);
+
+/// Whether systemd runs a watchdog on gwshim itself: WATCHDOG_USEC set, and WATCHDOG_PID
+/// naming gwshim or absent (sd_watchdog_enabled()'s rule). Pure.
+pub fn watchdog_on_self(
+    usec: Option<&std::ffi::OsStr>,
+    pid: Option<&std::ffi::OsStr>,
+    own_pid: u32,
+) -> bool {
+    let number = |v: &std::ffi::OsStr| v.to_str().and_then(|t| t.parse::<u64>().ok());
+    let armed = usec.and_then(number).is_some_and(|u| u > 0);
+    let mine = pid.is_none_or(|p| number(p) == Some(u64::from(own_pid)));
+    armed && mine
+}
+
+/// The one message gwshim sends systemd as a wait of `wait` begins, so that none of the
+/// unit's timers ends gwshim while it waits with no child, and none needs a wake-up:
+/// `EXTEND_TIMEOUT_USEC=` pushes back whatever runs (TimeoutStartSec= before READY=1,
+/// TimeoutStopSec=, TimeoutAbortSec= after a watchdog abort, and the watchdog's own timer;
+/// systemd only ever extends, never shortens, and ignores it where no timer runs); with a
+/// watchdog on gwshim, `WATCHDOG_USEC=` sizes it to the wait and `WATCHDOG=1` starts it
+/// afresh. Both hold only for this run of the unit: systemd drops the override at the next
+/// start (service_start()), so the child's own watchdog is back at its configured value. Pure.
+pub fn hold_message(wait: Duration, watchdog: bool) -> String {
+    let usec = wait.saturating_add(HOLD_SLACK).as_micros();
+    let mut m = format!("EXTEND_TIMEOUT_USEC={usec}");
+    if watchdog {
+        m.push_str(&format!("\nWATCHDOG_USEC={usec}\nWATCHDOG=1"));
+    }
+    m
+}
+
 /// How a pacing wait ended.
 pub enum WaitEnd {
     Elapsed,
@@ -441,9 +587,17 @@ pub fn describe(p: &Plan, s: &Settings, service: &str) -> String {
             s.interval.as_secs_f64()
         ),
         _ => format!(
-            "waiting {} (backoff: {} in a row)",
+            "waiting {} (backoff: {} in a row{})",
             timespan::show(p.wait),
-            count(p.fast_failures as usize, "fast failure", "fast failures")
+            count(p.fast_failures as usize, "fast failure", "fast failures"),
+            if p.brake.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    "; the gateway's own restart brake adds {}",
+                    timespan::show(p.brake)
+                )
+            }
         ),
     }
 }
@@ -464,8 +618,13 @@ pub fn status_line(p: &Plan, s: &Settings, noun: &str, planned: bool) -> String 
             s.interval.as_secs_f64()
         );
     }
+    let brake = if p.brake.is_zero() {
+        String::new()
+    } else {
+        format!(", then its own restart brake: {}", timespan::show(p.brake))
+    };
     format!(
-        "{noun} failed {} fast; next start in {next}",
+        "{noun} failed {} fast; next start in {next}{brake}",
         count(p.fast_failures as usize, "time", "times")
     )
 }
@@ -493,6 +652,12 @@ pub struct Pacer {
     service: String,
     boot_id: String,
     stop_signals: crate::signals::Set,
+    /// The Hermes gateway's HERMES_HOME and restart brake, when the child is the gateway.
+    gateway: Option<(PathBuf, crate::hermes::StormBrake)>,
+    /// The wall clock at the start, seconds since the epoch (the gateway's log is in it).
+    started_wall: f64,
+    /// systemd runs a watchdog on gwshim (WATCHDOG_USEC for gwshim's pid).
+    watchdog: bool,
 }
 
 impl Pacer {
@@ -501,7 +666,7 @@ impl Pacer {
     pub fn start(opts: &Options, command: &[std::ffi::OsString]) -> Option<Pacer> {
         let explicit =
             opts.start_limit.is_some() || opts.restart_sec.is_some() || opts.backoff.is_some();
-        let unit = crate::unit::current();
+        let mut unit = crate::unit::current();
         if opts.disabled || (unit.is_none() && !explicit) {
             return None;
         }
@@ -523,6 +688,29 @@ impl Pacer {
             },
             None => Settings::default(),
         };
+        if let Some((name, _)) = &unit
+            && !crate::unit::is_main_process(&settings, std::process::id())
+        {
+            // Run by hand inside the unit (its INVOCATION_ID inherited): systemd restarts the
+            // unit after its main process, not after this one.
+            info!(
+                "not the main process of {name} (MainPID={}): not pacing for it",
+                settings.main_pid.unwrap_or(0)
+            );
+            unit = None;
+            settings = Settings::default();
+            if !explicit {
+                return None;
+            }
+        }
+        if settings.interval_forever
+            && let Some((name, _)) = &unit
+        {
+            warn!(
+                "{name} has StartLimitIntervalSec=infinity: systemd fails it after {} starts until reset-failed, whatever gwshim waits; pacing only backs off",
+                settings.burst
+            );
+        }
         if let Some((burst, interval)) = opts.start_limit {
             (settings.burst, settings.interval) = (burst, interval);
         }
@@ -547,10 +735,23 @@ impl Pacer {
         if let Some(store) = &store {
             let mut history = store.load(&boot_id);
             history.fast_failures = fast_failures_at_start(history.fast_failures, &settings);
-            history.record_start(
-                now_ms(),
-                settings.interval.saturating_add(margin(settings.interval)),
-            );
+            let keep_for = settings.interval.saturating_add(margin(settings.interval));
+            let now = now_ms();
+            let missed = missed_starts(history.n_restarts, settings.n_restarts);
+            if missed > 0 {
+                info!(
+                    "{} of {service} since gwshim's last start never ran gwshim (NRestarts {} then, {} now: a failed ExecStartPre= or ExecCondition=?); counted toward its start limit",
+                    count(missed as usize, "start", "starts"),
+                    history.n_restarts.unwrap_or(0),
+                    settings.n_restarts.unwrap_or(0)
+                );
+            }
+            // When they were is unknown; now, the latest they can have been, is the safe side.
+            for _ in 0..missed.min(MAX_STARTS as u32) {
+                history.record_start(now, keep_for);
+            }
+            history.record_start(now, keep_for);
+            history.n_restarts = settings.n_restarts;
             store.save(&history);
             debug!(
                 "pacing {service}: start limit {}/{} (0: none), RestartSec {}; {}",
@@ -560,6 +761,12 @@ impl Pacer {
                 count(history.starts.len(), "recent start", "recent starts")
             );
         }
+        let gateway = crate::hermes::gateway_home(command).map(|home| {
+            (
+                home,
+                crate::hermes::StormBrake::from_env(&|v| std::env::var_os(v)),
+            )
+        });
         Some(Pacer {
             settings,
             backoff,
@@ -567,11 +774,21 @@ impl Pacer {
             service,
             boot_id,
             stop_signals: opts.stop_signals,
+            gateway,
+            started_wall: wall_now(),
+            watchdog: watchdog_on_self(
+                std::env::var_os("WATCHDOG_USEC").as_deref(),
+                std::env::var_os("WATCHDOG_PID").as_deref(),
+                std::process::id(),
+            ),
         })
     }
 
     /// Before exiting with `status`: waits as the plan says, if systemd will start the unit
-    /// again. Never after a requested stop.
+    /// again. Never after a requested stop. `notifier` gets the STATUS= line, `keeper` the
+    /// message that holds systemd's timers off during the wait (`hold_message`): the same
+    /// notifier, or with the relay off gwshim's own one for that message alone.
+    #[allow(clippy::too_many_arguments)]
     pub fn before_exit(
         &self,
         status: i32,
@@ -580,6 +797,7 @@ impl Pacer {
         signals: &Signals,
         main: Pid,
         notifier: Option<&crate::notify::Notifier>,
+        keeper: Option<&crate::notify::Notifier>,
     ) -> WaitEnd {
         if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
             return WaitEnd::Elapsed;
@@ -589,14 +807,35 @@ impl Pacer {
             Some(store) => store.load(&self.boot_id),
             None => History::default(),
         };
-        let p = plan(
+        // The gateway's own brake: its sleep at this start was no uptime, and its sleep at
+        // the next one counts toward the backoff.
+        let log = self
+            .gateway
+            .as_ref()
+            .map(|(home, brake)| crate::hermes::read_starts_log(home, *brake));
+        let slept = log
+            .as_ref()
+            .map_or(Duration::ZERO, |l| l.slept_since(self.started_wall));
+        let p = plan_with(
             &history,
             now_ms(),
-            uptime,
+            uptime.saturating_sub(slept),
             planned,
             &self.settings,
             &self.backoff,
+            log.as_ref(),
         );
+        if !p.brake.is_zero() {
+            info!(
+                "the gateway will sleep {} at its next start (its own restart brake){}",
+                timespan::show(p.brake),
+                if slept.is_zero() {
+                    String::new()
+                } else {
+                    format!("; it slept {} at this one", timespan::show(slept))
+                }
+            );
+        }
         history.fast_failures = p.fast_failures;
         if let Some(store) = &self.store {
             store.save(&history);
@@ -617,7 +856,18 @@ impl Pacer {
         if let Some(n) = notifier {
             n.status(&status_line(&p, &self.settings, n.noun, planned));
         }
+        // One message for the whole wait, so the wait itself needs no wake-up. Without a
+        // socket (systemd gave none: no notify type, no watchdog) no timer of systemd's can
+        // end gwshim while it waits with no child.
+        if let Some(k) = keeper {
+            k.tell(&hold_message(p.wait, self.watchdog));
+        }
         wait(signals, p.wait, main, self.stop_signals)
+    }
+
+    /// The unit's NotifyAccess= as systemd answered (for the notify relay).
+    pub fn notify_access(&self) -> Option<&str> {
+        self.settings.notify_access.as_deref()
     }
 }
 
@@ -667,6 +917,50 @@ mod tests {
     }
 
     #[test]
+    fn knows_a_watchdog_on_gwshim_itself() {
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        // (WATCHDOG_USEC, WATCHDOG_PID, gwshim's pid) -> on
+        let table = [
+            (os("3000000"), os("42"), 42, true),
+            (os("3000000"), None, 42, true),
+            (os("3000000"), os("43"), 42, false), // the variables were meant for another
+            (os("0"), os("42"), 42, false),
+            (os("x"), os("42"), 42, false),
+            (os("3000000"), os("x"), 42, false),
+            (None, os("42"), 42, false),
+            (None, None, 42, false),
+        ];
+        for (usec, pid, own, want) in table {
+            assert_eq!(watchdog_on_self(usec, pid, own), want, "{usec:?} {pid:?}");
+        }
+    }
+
+    #[test]
+    fn one_message_holds_the_timers_for_the_wait() {
+        let table = [
+            (
+                Duration::from_secs(32),
+                false,
+                "EXTEND_TIMEOUT_USEC=37000000",
+            ),
+            (
+                Duration::from_millis(1500),
+                true,
+                "EXTEND_TIMEOUT_USEC=6500000\nWATCHDOG_USEC=6500000\nWATCHDOG=1",
+            ),
+            // the longest wait (a start-limit window) stays a plain number
+            (
+                Duration::from_secs(crate::timespan::MAX_SECS),
+                false,
+                "EXTEND_TIMEOUT_USEC=4294967300000000",
+            ),
+        ];
+        for (wait, watchdog, want) in table {
+            assert_eq!(hold_message(wait, watchdog), want, "{wait:?} {watchdog}");
+        }
+    }
+
+    #[test]
     fn waits_for_the_start_limit() {
         let s = settings(5, 10, 100); // margin 1 s
         let ms = Duration::from_millis;
@@ -699,6 +993,180 @@ mod tests {
     }
 
     #[test]
+    fn keeps_one_slot_free_and_splits_a_burst_too_large_to_keep() {
+        let with = |burst, interval_s, pre_can_fail| Settings {
+            burst,
+            interval: Duration::from_secs(interval_s),
+            pre_can_fail,
+            ..Settings::default()
+        };
+        let secs = Duration::from_secs;
+        // (burst, interval, a start can fail before gwshim) -> (burst, interval) paced for
+        let table = [
+            (3, 30, false, 3, secs(30)),
+            (3, 30, true, 2, secs(30)), // the last slot for a failed ExecStartPre=
+            (1, 30, true, 1, secs(30)), // nothing to spare
+            (0, 30, true, 0, secs(30)),
+            (1024, 600, false, 1024, secs(600)),
+            (1025, 600, false, 512, secs(300)), // k = 2
+            (5000, 86_400, false, 1000, Duration::from_millis(17_280_000)), // k = 5
+            (
+                u32::MAX,
+                86_400,
+                false,
+                1023,
+                Duration::from_nanos(20_599_365),
+            ),
+        ];
+        for (burst, interval, pre, want_burst, want_interval) in table {
+            let (b, i) = paced_limit(&with(burst, interval, pre));
+            assert_eq!(
+                (b, i),
+                (want_burst, want_interval),
+                "{burst}/{interval}s {pre}"
+            );
+            // Never more than the unit's burst in any of its intervals.
+            let k = interval_count(secs(interval), i);
+            assert!(
+                b <= MAX_STARTS && b * k <= burst as usize,
+                "{burst} {b} {k}"
+            );
+        }
+        // StartLimitBurst=3000 per 10 min (k = 3: 1000 per 200 s, margin 5 s): the 1001st start in
+        // 200 s waits; a gwshim that kept 1024 starts against 3000 never would.
+        let s = with(3000, 600, false);
+        let starts: Vec<u64> = (0..1000).map(|i| i * 10).collect();
+        let wait = rate_wait(&starts, 10_000, &s);
+        assert_eq!(wait, Duration::from_millis(200_000 + 5_000 - 10_100));
+        assert_eq!(rate_wait(&starts[..999], 10_000, &s), Duration::ZERO);
+    }
+
+    /// How many windows of `part` cover `whole`.
+    fn interval_count(whole: Duration, part: Duration) -> usize {
+        if part.is_zero() {
+            return 1;
+        }
+        whole.as_nanos().div_ceil(part.as_nanos()) as usize
+    }
+
+    #[test]
+    fn counts_starts_that_never_ran_gwshim() {
+        // (NRestarts at gwshim's last start, NRestarts now) -> starts missed
+        let table = [
+            (Some(0), Some(1), 0),
+            (Some(1), Some(2), 0),
+            (Some(1), Some(3), 1), // one ExecStartPre= failed between
+            (Some(2), Some(6), 3),
+            (Some(4), Some(0), 0), // an operator's start: a fresh count
+            (Some(4), Some(2), 2), // a fresh count began unseen: its first 2 starts missed
+            (Some(4), Some(4), 4),
+            (None, Some(3), 0), // an older state file
+            (Some(1), None, 0), // systemd not asked
+            (Some(0), Some(u32::MAX), u32::MAX - 1),
+        ];
+        for (before, now, want) in table {
+            assert_eq!(missed_starts(before, now), want, "{before:?} {now:?}");
+        }
+    }
+
+    #[test]
+    fn the_gateways_own_brake_counts_toward_the_backoff() {
+        use crate::hermes::{StartsLog, StormBrake};
+        let ms = Duration::from_millis;
+        let now_wall = 1_000_000.0;
+        // The gateway's starts log: starts this many seconds ago.
+        let log = |ago: &[f64]| StartsLog {
+            starts: ago.iter().map(|a| now_wall - a).collect(),
+            now: now_wall,
+            brake: StormBrake::default(),
+        };
+        let s = settings(0, 0, 500); // no start limit; RestartSec=500ms
+        let b = Backoff::default();
+        let h = |fast_failures| History {
+            boot_id: "b".into(),
+            starts: vec![0],
+            fast_failures,
+            ..History::default()
+        };
+        let five = [10.0, 9.0, 8.0, 7.0, 6.0];
+        let eight = [20.0, 18.0, 16.0, 14.0, 12.0, 10.0, 8.0, 6.0];
+        // (fast failures before, gateway's log, wait, its sleep at the next start)
+        let table: Vec<(u32, Option<StartsLog>, Duration, Duration)> = vec![
+            // not the gateway: gwshim's backoff, 16 s minus RestartSec
+            (4, None, ms(15_500), ms(0)),
+            // its 6th start in 120 s sleeps 10 s: gwshim waits 16 - 0.5 - 10 s
+            (4, Some(log(&five)), ms(5_500), ms(10_000)),
+            // its 9th sleeps 80 s, longer than gwshim's 4 s: gwshim adds nothing
+            (2, Some(log(&eight)), ms(0), ms(80_000)),
+            // a quiet log: no sleep, gwshim's backoff alone
+            (4, Some(log(&[500.0])), ms(15_500), ms(0)),
+            // the oldest start leaves its window 10 s from now: still a 10 s sleep at 5.5 s
+            (
+                4,
+                Some(log(&[110.0, 9.0, 8.0, 7.0, 6.0])),
+                ms(5_500),
+                ms(10_000),
+            ),
+            // ... 3 s from now: past it no sleep, so gwshim's full backoff
+            (
+                4,
+                Some(log(&[117.0, 9.0, 8.0, 7.0, 6.0])),
+                ms(15_500),
+                ms(0),
+            ),
+            // a log hermes could not read: no brake
+            (
+                4,
+                Some(StartsLog {
+                    brake: StormBrake {
+                        max_starts: 0,
+                        ..StormBrake::default()
+                    },
+                    ..log(&five)
+                }),
+                ms(15_500),
+                ms(0),
+            ),
+        ];
+        for (before, gateway, wait, brake) in table {
+            let p = plan_with(&h(before), 1000, ms(100), false, &s, &b, gateway.as_ref());
+            assert_eq!((p.wait, p.brake), (wait, brake), "{before} {gateway:?}");
+            // Down for the longer of the two brakes alone, never their sum.
+            let alone_gwshim = backoff_delay(before + 1, &b);
+            let alone_gateway =
+                ms(500) + gateway.as_ref().map_or(ms(0), |g| g.sleep_after(ms(500)));
+            let down = p.wait + ms(500) + p.brake;
+            assert!(
+                down <= alone_gwshim.max(alone_gateway) + ms(1),
+                "{before} {gateway:?}: down {down:?}"
+            );
+            assert!(down >= alone_gwshim.min(down), "{down:?}");
+        }
+        // The start limit is never shortened: 3 per 30 s, the 4th 33 s after the first.
+        let limited = settings(3, 30, 500);
+        let starts = History {
+            starts: vec![0, 100, 200],
+            ..h(4)
+        };
+        let p = plan_with(
+            &starts,
+            1000,
+            ms(100),
+            false,
+            &limited,
+            &b,
+            Some(&log(&five)),
+        );
+        assert_eq!(
+            (p.wait, p.cause),
+            (ms(33_000 - 1_500), Some(Cause::StartLimit))
+        );
+        // A planned restart waits for nothing but the limit; the sleep is still told.
+        let p = plan_with(&h(4), 1000, ms(100), true, &s, &b, Some(&log(&five)));
+        assert_eq!((p.wait, p.brake), (ms(0), ms(10_000)));
+    }
+
+    #[test]
     fn backs_off_exponentially() {
         let b = Backoff::default();
         let table = [
@@ -724,6 +1192,7 @@ mod tests {
             boot_id: "b".into(),
             starts: vec![0],
             fast_failures,
+            ..History::default()
         };
         let secs = Duration::from_secs;
         // (history failures, uptime, planned) -> (wait, failures after)
@@ -756,6 +1225,7 @@ mod tests {
             boot_id: "b".into(),
             starts: vec![0],
             fast_failures,
+            ..History::default()
         };
         // RestartSec=500ms; RestartSteps/RestartMaxDelaySec as systemd 252/254/257 report them.
         let unit = |steps, max: Option<u64>, n, next: Option<u64>| Settings {
@@ -890,8 +1360,20 @@ mod tests {
             boot_id: "abc".into(),
             starts: vec![1, 5, 9],
             fast_failures: 2,
+            n_restarts: None,
         };
         assert_eq!(History::parse(&h.render()), Some(h.clone()));
+        let counted = History {
+            n_restarts: Some(7),
+            ..h.clone()
+        };
+        assert!(counted.render().ends_with("starts 1 5 9\nn-restarts 7\n"));
+        assert_eq!(History::parse(&counted.render()), Some(counted));
+        // A file from before the n-restarts line.
+        assert_eq!(
+            History::parse("gwshim-pacing 1\nboot abc\nfast-failures 2\nstarts 1 5 9\n"),
+            Some(h.clone())
+        );
         let empty = History {
             boot_id: "abc".into(),
             ..History::default()
@@ -907,6 +1389,9 @@ mod tests {
             // found by fuzzing: a boot id that would not render back to itself
             "gwshim-pacing 1\nboot c\r\r\nfast-failures 3\nstarts 999\n",
             "gwshim-pacing 1\nboot a b\nfast-failures 0\nstarts\n",
+            "gwshim-pacing 1\nboot a\nfast-failures 0\nstarts\nn-restarts x\n",
+            "gwshim-pacing 1\nboot a\nfast-failures 0\nstarts\nnrestarts 1\n",
+            "gwshim-pacing 1\nboot a\nfast-failures 0\nstarts\nn-restarts 1\nmore\n",
         ] {
             assert_eq!(History::parse(bad), None, "{bad:?}");
         }
@@ -926,6 +1411,7 @@ mod tests {
             boot_id: "b".into(),
             starts: vec![7],
             fast_failures: 1,
+            ..History::default()
         };
         store.save(&h);
         assert_eq!(store.load("b"), h);
@@ -980,6 +1466,7 @@ mod tests {
             wait: Duration::from_secs(secs),
             cause: Some(cause),
             fast_failures,
+            ..Plan::default()
         };
         let table = [
             (
@@ -1009,11 +1496,24 @@ mod tests {
         // With RestartSteps= systemd's next delay is not RestartSec: the line says systemd's.
         let growing = Settings {
             restart_next: Some(Duration::from_secs(20)),
-            ..s
+            ..s.clone()
         };
         assert_eq!(
             status_line(&plan(11, Cause::Backoff, 5), &growing, "gateway", false),
             "gateway failed 5 times fast; next start in 31 s"
+        );
+        // The gateway's own brake at its next start, counted in the backoff.
+        let braked = Plan {
+            brake: Duration::from_secs(10),
+            ..plan(1, Cause::Backoff, 5)
+        };
+        assert_eq!(
+            status_line(&braked, &s, "gateway", false),
+            "gateway failed 5 times fast; next start in 6 s, then its own restart brake: 10 s"
+        );
+        assert_eq!(
+            describe(&braked, &s, "u.service"),
+            "waiting 1 s (backoff: 5 fast failures in a row; the gateway's own restart brake adds 10 s)"
         );
     }
 }

@@ -38,17 +38,20 @@ pub struct Signals {
 
 impl Signals {
     /// Blocks every signal that can be blocked and opens a signalfd for them. Call first.
+    /// The C library's own signals (32 and 33 for glibc, 32 to 34 for musl) are blocked too,
+    /// with the raw syscall (the C library refuses them): gwshim runs no second thread that
+    /// would need them, and a `kill -32` must be forwarded, not end gwshim.
     pub fn block_all() -> Result<Signals> {
-        let all = SigSet::all();
         let mut original_mask = SigSet::empty();
         sigprocmask(
             SigmaskHow::SIG_SETMASK,
-            Some(&all),
+            Some(&SigSet::all()),
             Some(&mut original_mask),
         )
         .context(|| "blocking signals".into())?;
+        raw_mask(libc::SIG_BLOCK, ALL).context(|| "blocking signals".into())?;
         // Blocking: with nothing else to wait for, one read is the whole wait.
-        let fd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC)
+        let fd = SignalFd::with_flags(&set_of(ALL), SfdFlags::SFD_CLOEXEC)
             .context(|| "creating a signalfd".into())?;
         Ok(Signals { fd, original_mask })
     }
@@ -153,14 +156,9 @@ static IGNORED_AT_START: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn record_ignored() {
     let mut ignored = 0u64;
-    for sig in 1..=libc::SIGRTMAX().min(64) {
-        let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-        // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
-        if unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) } == 0 {
-            // SAFETY: sigaction succeeded and filled `old` (a valid zeroed struct anyway).
-            if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
-                ignored |= 1 << (sig - 1);
-            }
+    for sig in 1..=64 {
+        if raw_handler(sig) == Some(libc::SIG_IGN) {
+            ignored |= 1 << (sig - 1);
         }
     }
     IGNORED_AT_START.store(ignored, Ordering::Relaxed);
@@ -175,6 +173,121 @@ static RECORD_IGNORED: extern "C" fn() = record_ignored;
 /// Whether `sig` was ignored when gwshim started.
 pub fn ignored_at_start(sig: i32) -> bool {
     (1..=64).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0
+}
+
+/// Signals 1-64 as bits (bit N-1 for signal N), as the kernel's 64-bit signal sets hold them.
+pub type Bits = u64;
+
+/// Every signal but SIGKILL and SIGSTOP, which cannot be blocked.
+pub const ALL: Bits = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)));
+
+/// The C library's own signals, between 31 and SIGRTMIN (glibc 32-33, musl 32-34): its
+/// sigaction, sigprocmask and sigaddset refuse them, and glibc's posix_spawn gives them to the
+/// child ignored unless told to reset them.
+pub fn libc_internal() -> Bits {
+    (32..libc::SIGRTMIN()).fold(0, |bits, sig| bits | 1 << (sig - 1))
+}
+
+/// A SigSet holding exactly `bits`, internal signals included (sigaddset would drop those).
+pub fn set_of(bits: Bits) -> SigSet {
+    let mut raw = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    let words = raw.as_mut_ptr().cast::<libc::c_ulong>();
+    let per_word = libc::c_ulong::BITS as usize;
+    for sig in (1..=64).filter(|s| bits & (1 << (s - 1)) != 0) {
+        let (word, bit) = ((sig - 1) / per_word, (sig - 1) % per_word);
+        // SAFETY: sigset_t is an array of unsigned longs of at least 1024 bits in glibc and
+        // musl, the layout the kernel reads; `word` is below 64 / c_ulong::BITS.
+        unsafe { *words.add(word) |= 1 << bit };
+    }
+    // SAFETY: a zeroed sigset_t with bits set is a valid set.
+    unsafe { SigSet::from_sigset_t_unchecked(raw.assume_init()) }
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 both have sa_restorer).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The current handler of `sig` (SIG_DFL, SIG_IGN or a function), read with the raw syscall
+/// so the C library's own signals can be read too. Async-signal-safe.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn raw_handler(sig: i32) -> Option<libc::sighandler_t> {
+    let mut old = std::mem::MaybeUninit::<KernelSigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old` (8: the kernel's
+    // sigset size on these architectures).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::null::<KernelSigaction>(),
+            old.as_mut_ptr(),
+            8,
+        )
+    };
+    // SAFETY: zeroed, then filled by the kernel on success.
+    (r == 0).then(|| unsafe { old.assume_init() }.handler)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn raw_handler(sig: i32) -> Option<libc::sighandler_t> {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is zeroed.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction succeeded and filled `old` (a valid zeroed struct anyway).
+    (r == 0).then(|| unsafe { old.assume_init() }.sa_sigaction)
+}
+
+/// Gives `sig` its default action, the C library's own signals included.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn raw_default(sig: i32) {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: installs SIG_DFL (no handler code runs, so no restorer is needed); the old
+    // action is not asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &default,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8,
+        )
+    };
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn raw_default(sig: i32) {
+    // SAFETY: installs SIG_DFL, no handler code runs.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// rt_sigprocmask(how, bits) with the raw syscall, which takes every signal.
+fn raw_mask(how: libc::c_int, bits: Bits) -> std::result::Result<(), nix::errno::Errno> {
+    let set = set_of(bits);
+    // SAFETY: the set outlives the call; the old mask is not asked for; 8 is the kernel's
+    // sigset size (64 signals), read from the start of the C library's larger sigset_t.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            set.as_ref() as *const libc::sigset_t,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            8,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(nix::errno::Errno::last()),
+    }
 }
 
 /// Puts SIGCHLD back to its default action, which gwshim needs to see its children's exits,
@@ -200,26 +313,49 @@ pub fn send(pid: i32, sig: i32, group: bool) -> std::io::Result<()> {
     }
 }
 
+/// Whether `sig` is pending for gwshim (blocked, not yet read).
+pub fn pending(sig: i32) -> bool {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: sigpending fills the zeroed set; sigismember only reads it.
+    unsafe { libc::sigpending(set.as_mut_ptr()) == 0 && libc::sigismember(set.as_ptr(), sig) == 1 }
+}
+
+/// --parent-death-signal: the kernel sends `sig` to gwshim when `parent`, which started it,
+/// dies; it arrives like any signal (blocked, read from the signalfd) and is passed on. If
+/// the parent died before this took effect (gwshim has another parent now), gwshim sends it
+/// to itself at once, as the kernel would have.
+pub fn on_parent_death(sig: i32, parent: nix::unistd::Pid) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers (nix's wrapper only the standard
+    // signals).
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) } != 0 {
+        log::warn!(
+            "cannot set gwshim's parent-death signal: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    if nix::unistd::getppid() != parent {
+        log::info!(
+            "gwshim's parent pid {parent} died before it started; acting on {}",
+            name(sig)
+        );
+        let _ = send(std::process::id() as i32, sig, false);
+    }
+}
+
 /// Stops gwshim itself, as a shell expects of a job whose child stopped (Ctrl-Z).
 pub fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }
 
-/// Dies of `sig` with its default action, so the parent sees a signal death. Where the
-/// kernel does not let that kill (pid 1 of a namespace), exits 128 + sig instead.
+/// Dies of `sig` (any of 1-64, real-time ones included) with its default action, so the
+/// parent sees a signal death. Where the kernel does not let that kill (pid 1 of a
+/// namespace, a signal whose default is to be ignored or to stop), exits 128 + sig instead.
 pub fn die_of(sig: i32) -> ! {
-    if let Ok(signal) = Signal::try_from(sig) {
-        let default = SigAction::new(
-            SigHandler::SigDfl,
-            nix::sys::signal::SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: installs SIG_DFL, no handler code runs.
-        let _ = unsafe { sigaction(signal, &default) };
-        let mut only = SigSet::empty();
-        only.add(signal);
+    if (1..=64).contains(&sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+        raw_default(sig);
         let _ = send(std::process::id() as i32, sig, false);
-        let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+        let _ = raw_mask(libc::SIG_UNBLOCK, 1 << (sig - 1));
     }
     std::process::exit(128 + sig)
 }
@@ -292,9 +428,13 @@ pub enum Route {
     Dropped,
 }
 
-/// Decides how one delivery reaches the child. Pure.
-pub fn route(d: Delivery, rewrites: &Rewrites, child_in_own_group: bool) -> Route {
-    if d.from_kernel && !child_in_own_group && is_terminal_signal(d.signo) {
+/// Decides how one delivery reaches the child. `shares_group`: the child is in gwshim's
+/// process group right now, so what the terminal sent to that group reached it too;
+/// `session_leader`: gwshim leads its session, so a hangup (the kernel's SIGHUP and SIGCONT)
+/// was sent to gwshim alone. Pure.
+pub fn route(d: Delivery, rewrites: &Rewrites, shares_group: bool, session_leader: bool) -> Route {
+    let hangup = session_leader && [libc::SIGHUP, libc::SIGCONT].contains(&d.signo);
+    if d.from_kernel && shares_group && is_terminal_signal(d.signo) && !hangup {
         return Route::AlreadyDelivered(d.signo);
     }
     match rewrites.apply(d.signo) {
@@ -406,24 +546,30 @@ mod tests {
             sender: 0,
         };
         let rw = Rewrites(vec![(1, Some(10)), (28, None)]);
-        let table: &[(Delivery, bool, Route)] = &[
-            (d(15, false), false, Route::Forward(15)),
-            (d(1, false), false, Route::Forward(10)),
-            (d(28, false), false, Route::Dropped),
+        // (delivery, the child shares gwshim's group, gwshim leads its session, route)
+        let table: &[(Delivery, bool, bool, Route)] = &[
+            (d(15, false), true, false, Route::Forward(15)),
+            (d(1, false), true, false, Route::Forward(10)),
+            (d(28, false), true, false, Route::Dropped),
             // Ctrl-C: the terminal signalled the whole group, the child included.
-            (d(2, true), false, Route::AlreadyDelivered(2)),
-            (d(20, true), false, Route::AlreadyDelivered(20)),
-            // ... unless the child has its own group (--group).
-            (d(2, true), true, Route::Forward(2)),
-            (d(1, true), true, Route::Forward(10)),
+            (d(2, true), true, false, Route::AlreadyDelivered(2)),
+            (d(20, true), true, false, Route::AlreadyDelivered(20)),
+            (d(2, true), true, true, Route::AlreadyDelivered(2)),
+            // ... unless the child is not in it (--group, setsid, not in a terminal).
+            (d(2, true), false, false, Route::Forward(2)),
+            (d(1, true), false, false, Route::Forward(10)),
+            // a hangup goes to the session leader alone
+            (d(1, true), true, true, Route::Forward(10)),
+            (d(18, true), true, true, Route::Forward(18)),
+            (d(1, true), true, false, Route::AlreadyDelivered(1)),
             // kernel-sent signals that are not the terminal's are forwarded
-            (d(15, true), false, Route::Forward(15)),
+            (d(15, true), true, false, Route::Forward(15)),
         ];
-        for &(delivery, own_group, want) in table {
+        for &(delivery, shares, leader, want) in table {
             assert_eq!(
-                route(delivery, &rw, own_group),
+                route(delivery, &rw, shares, leader),
                 want,
-                "{delivery:?} own_group={own_group}"
+                "{delivery:?} shares_group={shares} session_leader={leader}"
             );
         }
     }

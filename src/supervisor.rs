@@ -6,7 +6,7 @@ use crate::exit::ChildEnd;
 use crate::notify::{Notifier, Relay};
 use crate::pidfd::{self, PidFd};
 use crate::signals::{self, Delivery, Event, Route, Set, Signals};
-use crate::{proc, reap, timespan};
+use crate::{proc, reap, terminal, timespan};
 use log::{debug, info, trace, warn};
 use nix::libc;
 use nix::unistd::Pid;
@@ -21,6 +21,9 @@ pub struct Options<'a> {
     pub stop_timeout: Option<Duration>,
     /// The signals that ask the child to stop for good (--stop-signal).
     pub stop_signals: Set,
+    /// The terminal, when its foreground was handed to the child's group (--group in a
+    /// terminal): Ctrl-C and Ctrl-Z then reach the child's group only.
+    pub hand_terminal: Option<std::os::fd::RawFd>,
 }
 
 /// How the child ended, and the signals that had reached it.
@@ -42,6 +45,11 @@ struct State {
     kill_at: Option<Instant>,
     /// gwshim stopped itself for job control (Ctrl-Z) and has not seen SIGCONT since.
     job_stopped: bool,
+    /// gwshim leads its session: a terminal's hangup is sent to it alone.
+    session_leader: bool,
+    /// gwshim forwarded a job-stop signal (with the terminal handed over): the child's stop
+    /// that follows is gwshim's own doing, already acted on.
+    forwarded_job_stop: bool,
 }
 
 pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
@@ -52,12 +60,14 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
         restart_requested: false,
         kill_at: None,
         job_stopped: false,
+        session_leader: terminal::session_leader(),
+        forwarded_job_stop: false,
     };
     loop {
         let delivery = match signals.wait_for(state.kill_at, opts.relay.map(Relay::fd))? {
             Event::Signal(d) => d,
             Event::Readable => {
-                opts.relay.inspect(|r| r.pump());
+                opts.relay.inspect(|r| r.pump(child));
                 continue;
             }
             Event::Timeout => {
@@ -81,13 +91,25 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
             }
         );
         if delivery.signo == libc::SIGCHLD {
-            if let Some(end) = reap::reap_ended(child) {
+            let reaped = reap::reap(child, opts.hand_terminal.is_some());
+            if let Some(end) = reaped.end {
+                terminal_stop(end, child, opts, &mut state);
                 return Ok(Ended {
                     end,
                     stop: state.stop,
                     reached: state.reached,
                     restart_requested: state.restart_requested,
                 });
+            }
+            // The terminal stopped the child's group (Ctrl-Z with --group): the shell waits
+            // for gwshim, its job, to stop too.
+            if let Some(sig) = reaped.stopped
+                && signals::is_job_stop(sig)
+                && !std::mem::take(&mut state.forwarded_job_stop)
+                && !state.job_stopped
+            {
+                debug!("child pid {child} stopped by {}", signals::name(sig));
+                stop_as_job(&mut state);
             }
             continue;
         }
@@ -106,14 +128,27 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
         );
         return;
     }
-    if d.signo == libc::SIGCONT && std::mem::take(&mut state.job_stopped) && !opts.own_group {
+    if d.signo == libc::SIGCONT && std::mem::take(&mut state.job_stopped) {
+        // `fg` gave the terminal back to gwshim's group: the child's group had it.
+        if let Some(tty) = opts.hand_terminal
+            && terminal::foreground(tty)
+            && let Err(e) = terminal::give(tty, child.as_raw())
+        {
+            debug!("cannot hand the terminal back to child pid {child}'s group: {e}");
+        }
         // `fg` continues the whole process group; forward only if the child missed it.
-        if proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T') {
+        if terminal::shares_group(child.as_raw())
+            && proc::stat(child.as_raw()).is_some_and(|s| s.state != 'T')
+        {
             debug!("SIGCONT already resumed child pid {child} with its group");
             return;
         }
     }
-    let sig = match signals::route(d, opts.rewrites, opts.own_group) {
+    // Only a terminal's signals need the /proc read: did they reach the child too?
+    let shares = d.from_kernel
+        && signals::is_terminal_signal(d.signo)
+        && terminal::shares_group(child.as_raw());
+    let sig = match signals::route(d, opts.rewrites, shares, state.session_leader) {
         Route::Forward(sig) => {
             debug!(
                 "forwarding {} (from pid {}) to pid {child} as {}",
@@ -168,8 +203,43 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
         }
     }
     if signals::is_job_stop(sig) {
-        state.job_stopped = true;
-        signals::stop_self();
+        state.forwarded_job_stop = opts.hand_terminal.is_some();
+        stop_as_job(state);
+    }
+}
+
+/// Stops gwshim as a job whose child stopped, unless nobody could continue it: a shell
+/// continues its jobs, but an orphaned process group (under systemd, after setsid) has no
+/// shell, and the kernel discards these stops for the child there. A SIGCONT already
+/// pending (sent right after the stop) would be discarded by the stop: then gwshim stays.
+fn stop_as_job(state: &mut State) {
+    if terminal::own_group_orphaned() {
+        debug!("not stopping: gwshim's process group is orphaned, nothing would continue it");
+        return;
+    }
+    if signals::pending(libc::SIGCONT) {
+        debug!("not stopping: SIGCONT came already");
+        return;
+    }
+    state.job_stopped = true;
+    signals::stop_self();
+}
+
+/// With the terminal handed to the child's group, Ctrl-C reaches the child only: a death
+/// by the terminal's SIGINT or SIGQUIT (a stop signal) counts as the stop it asked for.
+fn terminal_stop(end: ChildEnd, child: Pid, opts: &Options, state: &mut State) {
+    if let ChildEnd::Signaled(sig) = end
+        && opts.hand_terminal.is_some()
+        && state.stop.is_none()
+        && [libc::SIGINT, libc::SIGQUIT].contains(&sig)
+        && opts.stop_signals.contains(sig)
+    {
+        info!(
+            "stop requested: child pid {child} died of {} from the terminal it held",
+            signals::name(sig)
+        );
+        state.stop = Some(sig);
+        state.reached.insert(sig);
     }
 }
 

@@ -38,6 +38,16 @@ pub struct Settings {
     /// NRestarts when gwshim started: 0 after a start an operator asked for (systemd resets
     /// it on every start that is not an automatic restart). None: unknown.
     pub n_restarts: Option<u32>,
+    /// NotifyAccess= (none, main, exec, all), for the notify relay. None: unknown.
+    pub notify_access: Option<String>,
+    /// StartLimitIntervalSec=infinity (or past 136 years): systemd allows `burst` starts
+    /// until `reset-failed`, whatever anyone waits. `interval` is zero then.
+    pub interval_forever: bool,
+    /// MainPID= when gwshim asked (None: not asked).
+    pub main_pid: Option<u32>,
+    /// The unit has an `ExecStartPre=` or `ExecCondition=` whose failure fails the start
+    /// (no `-` prefix): a start that uses a slot of the start limit without gwshim running.
+    pub pre_can_fail: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +65,10 @@ impl Default for Settings {
             restart_max_delay: None,
             restart_next: None,
             n_restarts: None,
+            notify_access: None,
+            interval_forever: false,
+            main_pid: None,
+            pre_can_fail: false,
         }
     }
 }
@@ -112,8 +126,12 @@ pub fn will_restart(status: i32, s: &Settings) -> bool {
     }
 }
 
-/// The unit that holds this process: the last `.service` in its cgroup path
-/// (the unified hierarchy's line first, then systemd's v1 one), unescaped.
+/// The unit that holds this process: the service named by the cgroup path (the unified
+/// hierarchy's line first, then systemd's v1 one), unescaped. The unit that holds a process
+/// is the deepest component with a unit type; only folders without one (a service's own
+/// sub-cgroups under `Delegate=`) may lie below it. A `.scope` or `.slice` there is no
+/// service: a terminal of a desktop session lives in a scope under `user@UID.service`,
+/// which is not its unit.
 pub fn unit_from_cgroup(text: &str) -> Option<String> {
     let path_of = |prefix: &str| {
         text.lines().find_map(|l| {
@@ -122,11 +140,21 @@ pub fn unit_from_cgroup(text: &str) -> Option<String> {
         })
     };
     let path = path_of(":").or_else(|| path_of("name=systemd:"))?;
+    const TYPES: [&str; 6] = [".service", ".scope", ".slice", ".socket", ".mount", ".swap"];
     path.rsplit('/')
-        .find(|c| c.ends_with(".service"))
+        .find(|c| TYPES.iter().any(|t| c.ends_with(t)))
+        .filter(|c| c.ends_with(".service"))
         // systemd prefixes a cgroup name with '_' when the unit name starts with '_' or '.'
         // or could be taken for a kernel file (cg_escape); cg_unescape drops one.
         .map(|c| c.strip_prefix('_').unwrap_or(c).to_string())
+}
+
+/// Whether this process is the unit's main process, the one systemd restarts the unit
+/// after: `MainPID=` names it. Anything else in the unit's cgroup (a command the gateway
+/// runs, a shell an operator opened inside it) inherited INVOCATION_ID but speaks for no
+/// unit. An unknown MainPID (a manager that would not answer) leaves the cgroup's word.
+pub fn is_main_process(s: &Settings, own_pid: u32) -> bool {
+    s.main_pid.is_none_or(|pid| pid == own_pid)
 }
 
 /// Whether `name` is a unit name systemd could have made (unit_name_is_valid): at most 255
@@ -152,7 +180,7 @@ pub fn current() -> Option<(String, bool)> {
 }
 
 /// Read from every unit: the answer must hold them all.
-const REQUIRED: [&str; 9] = [
+const REQUIRED: [&str; 10] = [
     "Id",
     "LoadState",
     "Restart",
@@ -162,9 +190,19 @@ const REQUIRED: [&str; 9] = [
     "StartLimitIntervalUSec",
     "RestartUSec",
     "NRestarts",
+    "MainPID",
 ];
 /// Only from systemd 254 (RestartUSecNext: 257); older managers leave them out of the answer.
-const OPTIONAL: [&str; 3] = ["RestartSteps", "RestartMaxDelayUSec", "RestartUSecNext"];
+/// ExecStartPre= and ExecCondition= appear once per command, and not at all when there is none.
+const OPTIONAL: [&str; 5] = [
+    "RestartSteps",
+    "RestartMaxDelayUSec",
+    "RestartUSecNext",
+    "ExecStartPre",
+    "ExecCondition",
+];
+/// For the notify relay (src/notify.rs): who may speak for the unit.
+const RELAY: [&str; 1] = ["NotifyAccess"];
 
 /// The argv of the query: every option before `--`, then the unit as one argument, so a
 /// name that starts with '-' is a name, and systemctl answers about exactly one unit.
@@ -176,7 +214,9 @@ pub fn query_argv(unit: &str, user: bool) -> Vec<String> {
     argv.extend(["show".into(), "--no-pager".into()]);
     argv.push(format!(
         "--property={}",
-        [&REQUIRED[..], &OPTIONAL[..]].concat().join(",")
+        [&REQUIRED[..], &OPTIONAL[..], &RELAY[..]]
+            .concat()
+            .join(",")
     ));
     argv.extend(["--".into(), unit.into()]);
     argv
@@ -296,6 +336,11 @@ pub fn parse_show(text: &str, unit: &str) -> Result<Settings, String> {
     let (mut id, mut load_state) = (String::new(), String::new());
     for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
         let bad = || format!("systemctl show: unexpected {key}={value}");
+        if matches!(key, "ExecStartPre" | "ExecCondition") {
+            // "{ path=/bin/false ; argv[]=/bin/false ; ignore_errors=no ; ... }", one a line.
+            s.pre_can_fail |= value.contains("ignore_errors=no");
+            continue;
+        }
         if seen.contains(&key) {
             return Err(format!("systemctl show: {key} twice"));
         }
@@ -316,17 +361,20 @@ pub fn parse_show(text: &str, unit: &str) -> Result<Settings, String> {
             "RestartForceExitStatus" => s.force_status = statuses(value),
             "RestartPreventExitStatus" => s.prevent_status = statuses(value),
             "StartLimitBurst" => s.burst = value.parse().map_err(|_| bad())?,
-            "StartLimitIntervalUSec" => s.interval = timespan::parse(value).ok_or_else(bad)?,
-            "RestartUSec" => s.restart_sec = timespan::parse(value).ok_or_else(bad)?,
+            "StartLimitIntervalUSec" => match span(value).ok_or_else(bad)? {
+                Some(d) => s.interval = d,
+                None => (s.interval, s.interval_forever) = (Duration::ZERO, true),
+            },
+            // A delay past 136 years is one nobody waits out: the longest span gwshim keeps.
+            "RestartUSec" => s.restart_sec = span(value).ok_or_else(bad)?.unwrap_or(LONGEST),
             "NRestarts" => s.n_restarts = Some(value.parse().map_err(|_| bad())?),
+            "MainPID" => s.main_pid = Some(value.parse().map_err(|_| bad())?),
             "RestartSteps" => s.restart_steps = value.parse().map_err(|_| bad())?,
-            "RestartMaxDelayUSec" => {
-                s.restart_max_delay = match value {
-                    "infinity" => None,
-                    v => Some(timespan::parse(v).ok_or_else(bad)?),
-                }
+            "RestartMaxDelayUSec" => s.restart_max_delay = span(value).ok_or_else(bad)?,
+            "RestartUSecNext" => {
+                s.restart_next = Some(span(value).ok_or_else(bad)?.unwrap_or(LONGEST))
             }
-            "RestartUSecNext" => s.restart_next = Some(timespan::parse(value).ok_or_else(bad)?),
+            "NotifyAccess" => s.notify_access = Some(value.to_string()),
             _ => continue,
         }
         seen.push(key);
@@ -341,6 +389,19 @@ pub fn parse_show(text: &str, unit: &str) -> Result<Settings, String> {
         return Err(format!("systemctl show: {unit} is {load_state}"));
     }
     Ok(s)
+}
+
+const LONGEST: Duration = Duration::from_secs(timespan::MAX_SECS);
+
+/// A span as `systemctl show` prints it (format_timespan: "1w 1d", "1y 2w", "1.500ms"):
+/// Some(None) for "infinity" and for spans past 136 years (timespan::MAX_SECS), which gwshim
+/// takes as never; None for anything else.
+fn span(value: &str) -> Option<Option<Duration>> {
+    match timespan::parse_checked(value) {
+        Ok(d) => Some(Some(d)),
+        Err(timespan::Refused::TooLarge) => Some(None),
+        Err(timespan::Refused::NotASpan) => (value == "infinity").then_some(None),
+    }
 }
 
 fn statuses(value: &str) -> Vec<i32> {
@@ -376,6 +437,41 @@ mod tests {
             ("0::/user.slice/user-0.slice/session-3.scope\n", None),
             ("0::/\n", None),
             ("", None),
+            // A desktop terminal: a scope under the user manager's service is no service.
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-org.gnome.Terminal.slice/vte-spawn-5e1b.scope\n",
+                None,
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-2413.scope\n",
+                None,
+            ),
+            // systemd --user itself, and `systemd-run --user --scope`
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/init.scope\n",
+                None,
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/run-r3f.scope\n",
+                None,
+            ),
+            // the user manager's own service, and a service's sub-cgroups (Delegate=yes)
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service\n",
+                Some("user@1000.service"),
+            ),
+            (
+                "0::/system.slice/hermes-gateway.service/payload/inner\n",
+                Some("hermes-gateway.service"),
+            ),
+            // a slice holding processes (no unit of its own), a socket's ExecStartPre
+            ("0::/system.slice/foo.service/../x.slice\n", None),
+            ("0::/system.slice/foo.socket\n", None),
+            // the v1 hybrid line where the unified one is empty
+            (
+                "1:name=systemd:/user.slice/user-1000.slice/user@1000.service/app.slice/vte-spawn-1.scope\n",
+                None,
+            ),
         ];
         for &(text, want) in table {
             assert_eq!(unit_from_cgroup(text).as_deref(), want, "{text:?}");
@@ -385,12 +481,15 @@ mod tests {
     /// What systemd 252 answers to `query_argv` for a unit (no 254+ properties).
     const SHOW_252: &str = "Restart=on-failure\nRestartUSec=500ms\nRestartForceExitStatus=75 SIGUSR1\n\
         RestartPreventExitStatus=78\nNRestarts=2\nStartLimitIntervalUSec=30s\nStartLimitBurst=3\n\
-        Id=seed.service\nLoadState=loaded\n";
+        Id=seed.service\nLoadState=loaded\nMainPID=4242\n";
 
     #[test]
     fn parses_systemctl_show() {
         let s = parse_show(SHOW_252, "seed.service").unwrap();
         assert_eq!(s.restart, Restart::OnFailure);
+        assert_eq!(s.notify_access, None);
+        let all = parse_show(&format!("{SHOW_252}NotifyAccess=all\n"), "seed.service").unwrap();
+        assert_eq!(all.notify_access.as_deref(), Some("all"));
         assert_eq!(s.force_status, vec![75]);
         assert_eq!(s.prevent_status, vec![78]);
         assert_eq!(s.burst, 3);
@@ -420,6 +519,105 @@ mod tests {
                 .restart_max_delay,
             None
         );
+    }
+
+    /// Every span form `systemctl show` prints for the limits (format_timespan; the same on
+    /// 252 and 257), with `infinity` and spans past 136 years.
+    #[test]
+    fn reads_every_span_systemctl_show_prints() {
+        let with = |key: &str, value: &str| {
+            let text = SHOW_252
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{key}=")))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>();
+            parse_show(&format!("{text}{key}={value}\n"), "seed.service")
+        };
+        let secs = Duration::from_secs;
+        let day = 86_400;
+        // (StartLimitIntervalUSec=, interval, forever)
+        let table = [
+            ("1w 1d", secs(8 * day), false), // StartLimitIntervalSec=8d
+            ("1month", secs(2_629_800), false),
+            ("1M", secs(2_629_800), false),
+            ("1y 2w", secs(31_557_600 + 14 * day), false),
+            ("1y 1month 4d 7h 30min", secs(400 * day), false),
+            ("1min 1.500000s", Duration::from_millis(61_500), false),
+            ("1.500ms", Duration::from_micros(1_500), false),
+            ("500us", Duration::from_micros(500), false),
+            ("0", Duration::ZERO, false),
+            ("infinity", Duration::ZERO, true),
+            ("200y", Duration::ZERO, true),
+        ];
+        for (value, interval, forever) in table {
+            let s = with("StartLimitIntervalUSec", value).unwrap();
+            assert_eq!(
+                (s.interval, s.interval_forever),
+                (interval, forever),
+                "{value:?}"
+            );
+        }
+        let long = with("RestartUSec", "infinity").unwrap();
+        assert_eq!(long.restart_sec, secs(timespan::MAX_SECS));
+        assert_eq!(
+            with("RestartUSec", "1w").unwrap().restart_sec,
+            secs(7 * day)
+        );
+        assert_eq!(
+            with("RestartUSecNext", "2month").unwrap().restart_next,
+            Some(secs(2 * 2_629_800))
+        );
+        assert_eq!(
+            with("StartLimitBurst", "5000").unwrap().burst,
+            5000,
+            "above the starts gwshim keeps"
+        );
+        for bad in ["soon", "1 fortnight", "-1", ""] {
+            assert!(
+                with("StartLimitIntervalUSec", bad).is_err(),
+                "{bad:?} is no span"
+            );
+        }
+    }
+
+    #[test]
+    fn knows_a_start_that_can_fail_before_gwshim_runs() {
+        let pre = |line: &str| parse_show(&format!("{SHOW_252}{line}"), "seed.service");
+        let fails = "ExecStartPre={ path=/bin/false ; argv[]=/bin/false ; ignore_errors=no ; \
+            start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n";
+        let ignored = fails.replace("ignore_errors=no", "ignore_errors=yes");
+        let table = [
+            (String::new(), false),
+            (fails.to_string(), true),
+            (ignored.clone(), false),
+            (fails.replace("ExecStartPre", "ExecCondition"), true),
+            // two commands: two lines of the same key
+            (format!("{ignored}{fails}"), true),
+            (format!("{ignored}{ignored}"), false),
+        ];
+        for (lines, want) in table {
+            assert_eq!(pre(&lines).unwrap().pre_can_fail, want, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn knows_the_main_process() {
+        let s = parse_show(SHOW_252, "seed.service").unwrap();
+        assert_eq!(s.main_pid, Some(4242));
+        // (MainPID, own pid, main)
+        let table = [
+            (Some(4242), 4242, true),
+            (Some(4242), 4243, false), // a command run inside the unit
+            (Some(0), 4242, false),    // an ExecStartPre=, or no main process yet
+            (None, 4242, true),        // not asked: the cgroup's word
+        ];
+        for (main_pid, own, want) in table {
+            let s = Settings {
+                main_pid,
+                ..Settings::default()
+            };
+            assert_eq!(is_main_process(&s, own), want, "{main_pid:?} {own}");
+        }
     }
 
     #[test]
@@ -456,6 +654,8 @@ mod tests {
             (one("StartLimitBurst", "x"), "unexpected StartLimitBurst=x"),
             (one("NRestarts", ""), "unexpected NRestarts="),
             (SHOW_252.replace("NRestarts=2\n", ""), "no NRestarts"),
+            (SHOW_252.replace("MainPID=4242\n", ""), "no MainPID"),
+            (one("MainPID", "x"), "unexpected MainPID=x"),
             (SHOW_252.replace("Id=seed.service\n", ""), "no Id"),
             (format!("{SHOW_252}Restart=no\n"), "Restart twice"),
             ("Restart=always\n".into(), "no Id"),
@@ -470,7 +670,8 @@ mod tests {
     fn asks_systemctl_about_exactly_one_unit() {
         let props = "--property=Id,LoadState,Restart,RestartForceExitStatus,\
             RestartPreventExitStatus,StartLimitBurst,StartLimitIntervalUSec,RestartUSec,\
-            NRestarts,RestartSteps,RestartMaxDelayUSec,RestartUSecNext";
+            NRestarts,MainPID,RestartSteps,RestartMaxDelayUSec,RestartUSecNext,ExecStartPre,\
+            ExecCondition,NotifyAccess";
         assert_eq!(
             query_argv("hermes-gateway.service", false),
             [

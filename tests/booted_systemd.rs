@@ -467,6 +467,186 @@ fn restart_steps(suite: Suite) {
     }
 }
 
+/// The unit hermes writes when its watchdog is on (`gateway: systemd_watchdog_seconds: N` in
+/// config.yaml, then `hermes gateway install --system`): `Type=notify`, `NotifyAccess=main`,
+/// `WatchdogSec=Ns`. The watchdog's interval here.
+const WATCHDOG_SECONDS: u32 = 4;
+/// How many times the watchdog case kills the gateway: enough for gwshim's waits (its backoff
+/// capped at 8 s, and the start limit's, up to a minute) to outgrow the unit's WatchdogSec= and
+/// TimeoutStopSec=.
+const WATCHDOG_KILLS: u32 = 10;
+
+/// The seed's `kill -9` rounds with hermes' notify/watchdog unit, the seed-era limits and a
+/// short `TimeoutStopSec=5s` (hermes writes 60 s, which outlasts most waits). Under gwshim the
+/// unit never ends `failed`, no "Watchdog timeout" or other timer of systemd's fires on gwshim
+/// while it waits, and the journal at `-p warning` holds nothing of gwshim's doing but its own
+/// line for each crash; the control (no drop-in) is `failed` at the 5th kill.
+fn seed_watchdog(suite: Suite, gwshim: bool) {
+    let Some(c) = boot(suite) else {
+        return;
+    };
+    c.write(
+        &format!("{HERMES_HOME}/config.yaml"),
+        &format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECONDS}\n"),
+    );
+    // As `hermes_install` does, but the start hermes makes at the end fails here (a notify
+    // unit's start waits for READY=1, and the start dies first of what root left in ~/.hermes,
+    // given back to the user just after), so hermes exits 1.
+    let user = booted::USER;
+    let said = c.sh_ok(&format!(
+        "SUDO_USER={user} hermes gateway install --system 2>&1; chown -R {user}:{user} /home/{user}"
+    ));
+    eprintln!("hermes gateway install --system:\n{said}");
+    c.systemctl_ok(Scope::System, &["stop", UNIT]);
+    c.systemctl_ok(Scope::System, &["reset-failed", UNIT]);
+    c.reset_gateway_starts();
+    let written = c.show(
+        Scope::System,
+        UNIT,
+        &["Type", "NotifyAccess", "WatchdogUSec"],
+    );
+    assert_eq!(written["Type"], "notify", "{written:?}");
+    assert_eq!(written["NotifyAccess"], "main", "{written:?}");
+    assert_eq!(
+        written["WatchdogUSec"],
+        format!("{WATCHDOG_SECONDS}s"),
+        "{written:?}"
+    );
+    if gwshim {
+        eprintln!(
+            "{}",
+            c.install_dropin(Scope::System, &["--backoff", "1s:8s"])
+        );
+    }
+    c.write_dropin(
+        Scope::System,
+        UNIT,
+        "seed",
+        &format!("{SEED_LIMITS}TimeoutStopSec=5s\n"),
+    );
+    // The start hermes made at its install failed: only what comes after counts.
+    let earlier = unit_journal(&c, Scope::System, "-p warning")
+        .lines()
+        .count();
+    let t0 = Instant::now();
+    c.systemctl_ok(Scope::System, &["start", UNIT]);
+    let mut pid = c.wait_gateway_up(0, UP_TIMEOUT);
+    for k in 1..=WATCHDOG_KILLS {
+        // Killed after its READY=1, as the gateway that was up and then crashed: its state
+        // file says running a moment before.
+        c.wait_state(Scope::System, UNIT, UP_TIMEOUT, |s| s.is_running());
+        c.reset_gateway_starts();
+        c.sh_ok(&format!("kill -KILL {pid}"));
+        match after_kill(&c, Scope::System, pid) {
+            After::Back(new) => {
+                eprintln!(
+                    "kill {k}: gateway {pid} -> {new} at {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                );
+                assert!(gwshim || k < 5, "the control is up after kill {k}");
+                pid = new;
+            }
+            After::Failed(st) => {
+                assert!(!gwshim, "failed after kill {k}: {st:?}{}", c.context());
+                assert_eq!(k, 5, "the control failed at kill {k}: {st:?}");
+                let j = unit_journal(&c, Scope::System, "");
+                assert!(j.contains("Start request repeated too quickly"), "{j}");
+                return;
+            }
+        }
+    }
+    assert!(gwshim, "the control never failed");
+    c.wait_state(Scope::System, UNIT, UP_TIMEOUT, |s| s.is_running());
+    let j = unit_journal(&c, Scope::System, "");
+    for fired in [
+        "Watchdog timeout",
+        "timed out",
+        "Killing process",
+        "SIGABRT",
+    ] {
+        assert!(!j.contains(fired), "{fired:?} in the journal:\n{j}");
+    }
+    // gwshim waited longer than WatchdogSec= and TimeoutStopSec=, for the unit's own limit.
+    assert!(j.contains("stays under StartLimitBurst=5/60s"), "{j}");
+    // Each crash gives gwshim's line for it and systemd's for the failed run (the drop-in's
+    // restart status is a failure: a crash stays one); nothing else.
+    let warnings = unit_journal(&c, Scope::System, "-p warning");
+    for line in warnings.lines().skip(earlier) {
+        assert!(
+            (line.starts_with("gwshim: warning: child pid ")
+                && line.contains(" was killed by SIGKILL; exiting "))
+                || line == format!("{UNIT}: Failed with result 'exit-code'."),
+            "a warning of gwshim's doing: {line:?}\n{warnings}"
+        );
+    }
+    eprintln!(
+        "gwshim: {WATCHDOG_KILLS} kills of the notify/watchdog unit in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// The timers gwshim holds off during a wait, on both versions, with the harness' notify
+/// stand-in (tests/systemd_harness/notify-stand-in.py), two units at once, each failing 3 times
+/// fast, then staying up; limits of 2 starts per 8 s, so gwshim (`--backoff 0`) waits about 8 s,
+/// longer than each unit's 2 s timer: `Type=notify` with `TimeoutStartSec=2s` that fails before
+/// READY=1, and `Type=exec` with `WatchdogSec=2s` and the relay off (`--no-notify-relay`,
+/// `NotifyAccess=all`: the child feeds the watchdog itself). Neither unit fails, and no timer of
+/// systemd's fires.
+fn timers_hold(suite: Suite) {
+    let Some(c) = boot(suite) else {
+        return;
+    };
+    let script = "/usr/local/share/gwshim-test/notify-stand-in.py";
+    c.write(script, include_str!("systemd_harness/notify-stand-in.py"));
+    let units = [
+        (
+            "st.service",
+            "before-ready",
+            "Type=notify\nTimeoutStartSec=2s",
+            "",
+        ),
+        (
+            "ex.service",
+            "watchdog",
+            "Type=exec\nNotifyAccess=all\nWatchdogSec=2s",
+            "--no-notify-relay ",
+        ),
+    ];
+    for (name, shape, lines, opts) in units {
+        c.sh_ok(&format!("mkdir -p /run/{name}"));
+        c.write(
+            &format!("/etc/systemd/system/{name}"),
+            &format!(
+                "[Unit]\nStartLimitBurst=2\nStartLimitIntervalSec=8\n[Service]\n\
+                 ExecStart={} {opts}--backoff 0 -- /usr/bin/python3 {script} /run/{name} 3 {shape}\n\
+                 Restart=on-failure\nRestartSec=500ms\nTimeoutStopSec=5s\n{lines}\n",
+                booted::GWSHIM_IN
+            ),
+        );
+    }
+    c.systemctl_ok(Scope::System, &["daemon-reload"]);
+    for (name, ..) in units {
+        c.systemctl_ok(Scope::System, &["start", "--no-block", name]);
+    }
+    for (name, ..) in units {
+        // The 4th start is the one that stays up: about 10 s.
+        c.wait_until(&format!("{name} up"), Duration::from_secs(40), |c| {
+            let st = c.state(Scope::System, name);
+            assert!(!st.is_failed(), "{name}: {st:?}{}", c.context());
+            let up = c.read(&format!("/run/{name}/events")).contains("up 4 ");
+            (up && st.is_running()).then_some(())
+        });
+        let j = c.journal(&format!("-u {name}"));
+        for fired in ["Watchdog timeout", "timed out", "Killing process"] {
+            assert!(!j.contains(fired), "{name}: {fired:?}:\n{j}");
+        }
+        assert!(
+            j.contains(&format!("so {name} stays under StartLimitBurst=2/8s")),
+            "{name}: no wait:\n{j}"
+        );
+    }
+}
+
 /// One case on both versions: `CASE::debian12` and `CASE::debian13`. Named so, the two run side
 /// by side (cargo runs tests in name order, and one container per version may run at a time).
 macro_rules! case {
@@ -512,3 +692,6 @@ case!(on_failure_planned_restart_crash_stop, |s| on_failure(
 ));
 case!(on_failure_control, |s| on_failure(s, false));
 case!(restart_steps_are_not_stacked_with_backoff, restart_steps);
+case!(seed_watchdog_unit_under_gwshim, |s| seed_watchdog(s, true));
+case!(seed_watchdog_unit_control, |s| seed_watchdog(s, false));
+case!(timers_hold_off_gwshim_while_it_waits, timers_hold);

@@ -692,3 +692,30 @@ fn system_as_a_normal_user_says_it_needs_root_in_one_line() {
     );
     assert!(!text(&out).contains("needs root"), "{}", text(&out));
 }
+
+/// `--remove` leaves no folder of gwshim's behind: the drop-in's preserved
+/// `RuntimeDirectory=gwshim-%N` (pacing history, notify sockets) goes with it once no gwshim of
+/// the unit runs (here no manager answers, so none does); `--dry-run` only says so.
+#[test]
+fn remove_takes_gwshims_runtime_folder_too() {
+    let h = Home::new("remove-folder");
+    h.install_unit(UNIT, COMMAND);
+    h.ok(&["--gwshim", GWSHIM]);
+    let folder = h.dir.join("rt/gwshim-hermes-gateway");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("hermes-gateway.pacing"), "").unwrap();
+    let out = h.ok(&["--remove", "--dry-run"]);
+    assert!(
+        out.contains(&format!("would remove {}", folder.display())),
+        "{out}"
+    );
+    assert!(folder.exists());
+    let out = h.ok(&["--remove"]);
+    assert!(!h.dropin().exists(), "{out}");
+    assert!(!folder.exists(), "{out}");
+    // A folder left by an earlier --remove (the unit still ran then) goes on the next one.
+    fs::create_dir_all(&folder).unwrap();
+    let out = h.ok(&["--remove"]);
+    assert!(out.contains("nothing to remove"), "{out}");
+    assert!(!folder.exists(), "{out}");
+}

@@ -425,7 +425,8 @@ impl Gwshim {
 
 impl Drop for Gwshim {
     fn drop(&mut self) {
-        // Its process group holds the gateway too (the gateway does not setsid).
+        // Its process group (the gateway has one of its own outside a terminal: Home's drop
+        // ends it by its environment).
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(self.pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -1577,13 +1578,46 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
 
     // A gateway stopped with SIGSTOP feeds nothing: the watchdog fires (SIGABRT, then SIGCONT,
     // to gwshim, which forwards both), the gateway dies, and systemd starts the unit again.
+    // Meanwhile a process given the gateway's NOTIFY_SOCKET (one of its tools, say) sends
+    // STOPPING=1 and WATCHDOG=1: not the gateway, so the relay refuses both, as systemd would
+    // without gwshim; the unit stays `active` until the watchdog fires.
+    let socket = fs::read(format!("/proc/{gateway}/environ"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .find_map(|v| {
+            v.strip_prefix(b"NOTIFY_SOCKET=")
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+        })
+        .expect("the gateway's NOTIFY_SOCKET");
     let t0 = Instant::now();
     common::kill(gateway, libc::SIGSTOP);
-    m.wait_log(
-        mark,
-        &format!("{UNIT}: Watchdog timeout"),
+    let mut intruder = Command::new(systemd_harness::python())
+        .args([
+            "-c",
+            "import os, socket, time\n\
+             a = os.environ['NOTIFY_SOCKET']\n\
+             a = '\\0' + a[1:] if a.startswith('@') else a\n\
+             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             while True:\n    s.sendto(b'STOPPING=1\\nWATCHDOG=1', a)\n    time.sleep(0.5)\n",
+        ])
+        .env("NOTIFY_SOCKET", &socket)
+        .spawn()
+        .unwrap();
+    m.wait_until_every(
+        "the watchdog, the unit active until then",
         Duration::from_secs(WATCHDOG_SECS * 3),
+        Duration::from_millis(200),
+        |m| {
+            let state = m.prop(UNIT, "ActiveState");
+            let fired = m
+                .log_since(mark)
+                .contains(&format!("{UNIT}: Watchdog timeout"));
+            assert!(fired || state == "active", "{state}{}", m.context());
+            fired.then_some(())
+        },
     );
+    let _ = intruder.kill();
+    let _ = intruder.wait();
     m.wait_log(
         mark,
         &format!("child pid {gateway} was killed by SIGABRT"),
@@ -1772,4 +1806,130 @@ fn dropin_without_its_gwshim_runs_the_gateway_alone_and_the_journal_keeps_its_ta
         s.active == "inactive" || s.active == "failed"
     });
     assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGUSR1 during the gateway's own restart brake (issue 22 item 7).
+
+/// From its 6th start within 120 s the gateway sleeps before it starts (counted in
+/// `$HERMES_HOME/gateway-starts.log`), with no SIGUSR1 handler yet: a `systemctl reload`
+/// then kills it with SIGUSR1. gwshim ends as the planned restart that was asked for (exit
+/// 75), not by dying of SIGUSR1, which systemd records as `Failed with result 'signal'`.
+#[test]
+fn sigusr1_during_the_gateways_restart_brake_is_a_planned_restart() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("usr1-brake", venv);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    fs::write(
+        home.hermes_home.join("gateway-starts.log"),
+        format!("{now}\n").repeat(5),
+    )
+    .expect("pre-filling gateway-starts.log");
+    let mut gw = home.gwshim(&["--no-pacing"], "gwshim.log");
+    let agent_log = home.hermes_home.join("logs/agent.log");
+    let braking = wait_for(START_TIMEOUT, || {
+        fs::read_to_string(&agent_log).is_ok_and(|t| t.contains("backing off"))
+    });
+    assert!(braking, "the gateway never braked; log:\n{}", gw.log_text());
+    gw.signal(libc::SIGUSR1);
+    let status = gw.wait();
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(75), None),
+        "log:\n{}",
+        gw.log_text()
+    );
+    gw.assert_log("was killed by SIGUSR1; exiting 75 (restart requested");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// 9. One brake, not two: 0.19.0 brakes its own restarts (from its 3rd start in 120 s here:
+//    HERMES_GATEWAY_MAX_STARTS=2, which gwshim reads from the same environment; it sleeps 10 s,
+//    then 20 s, ...), and gwshim backs off too (--backoff 6:300: 6 s, 12 s, 24 s after 1, 2, 3
+//    fast failures). After the same crashes the gateway must be down for the longer of the two,
+//    not their sum; its sleep is not uptime (it would reset gwshim's count); the unit's start
+//    limit (4 per 60 s) still holds; STATUS= says the gateway is in its own brake.
+
+#[test]
+fn the_gateways_own_restart_brake_and_gwshims_backoff_do_not_add_up() {
+    let Some(t) = under_systemd() else { return };
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
+    let py = venv.join("bin/python").display().to_string();
+    let unit = hermes_unit(venv, hermes_home, &m.dir().join("home"))
+        .replace(
+            "StartLimitIntervalSec=0",
+            "StartLimitBurst=4\nStartLimitIntervalSec=60",
+        )
+        .replace(
+            &format!("ExecStart={py} "),
+            &format!("ExecStart={GWSHIM} --backoff 6:300 -- {py} "),
+        )
+        .replace(
+            "RestartSec=5",
+            "RestartSec=500ms\nNotifyAccess=main\nEnvironment=HERMES_GATEWAY_MAX_STARTS=2",
+        );
+    m.install_unit(UNIT, &unit);
+    let kill9 = |pid: i32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        Instant::now()
+    };
+    let mark = m.log_mark();
+    m.start(UNIT);
+    let (g1, _) = wait_gateway_under_unit(m, hermes_home, None, 1);
+    let killed1 = kill9(g1);
+    // Crash 1: gwshim's 6 s; the gateway's 2nd start has no brake.
+    let (g2, _) = wait_gateway_under_unit(m, hermes_home, Some(g1), 2);
+    let down1 = killed1.elapsed();
+    let killed2 = kill9(g2);
+    // Crash 2: gwshim's 12 s; the gateway's 3rd start sleeps 10 s: gwshim waits only 1.5 s
+    // (12 s less RestartSec and the gateway's 10 s). STATUS= says so during its sleep.
+    let status = m.wait_until_every(
+        "STATUS= naming the gateway's own brake",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        |m| {
+            let s = m.prop(UNIT, "StatusText");
+            s.contains("its own restart brake (3 starts in 120 s) holds it until")
+                .then_some(s)
+        },
+    );
+    let (g3, _) = wait_gateway_under_unit(m, hermes_home, Some(g2), 3);
+    let down2 = killed2.elapsed();
+    kill9(g3);
+    // Crash 3: the gateway ran about 3 s after its 10 s sleep: 3 fast failures, not a reset.
+    m.wait_log(
+        mark,
+        "(backoff: 3 fast failures in a row; the gateway's own restart brake adds 20 s)",
+        Duration::from_secs(30),
+    );
+    let log = m.log_since(mark);
+    eprintln!(
+        "down after crash 1: {down1:.1?} (gwshim 6 s, no gateway brake); after crash 2: \
+         {down2:.1?} (gwshim 12 s, the gateway's brake 10 s, their sum 22 s); status {status:?}"
+    );
+    assert!(
+        log.contains(
+            "waiting 1.5 s (backoff: 2 fast failures in a row; the gateway's own restart brake adds 10 s)"
+        ),
+        "{}",
+        m.context()
+    );
+    assert!(
+        !log.contains("Start request repeated too quickly"),
+        "{}",
+        m.context()
+    );
+    // The longer brake is honoured; the sum of both is not reached (the gateway's start
+    // takes a few seconds on top of the 12 s).
+    assert!(down2 >= Duration::from_secs(12), "{down2:?}");
+    assert!(down2 < Duration::from_secs(22), "{down2:?}{}", m.context());
+    m.stop(UNIT);
 }

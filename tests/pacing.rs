@@ -430,3 +430,42 @@ fn by_hand_without_options_there_is_no_pacing() {
     assert!(!stderr(&out).contains("waiting") && took < Duration::from_secs(5));
     assert!(!runtime.join("gwshim").exists(), "no state kept by hand");
 }
+
+/// A command that cannot be executed is a fast failure like any other (issue 21): gwshim says
+/// why, backs off, counts it in its history, and then exits with the shell's status, 127 or 126.
+#[test]
+fn a_command_that_cannot_be_executed_is_paced_and_keeps_its_status() {
+    let dir = state_dir("noexec");
+    let opts = [
+        "--name",
+        "x",
+        "--start-limit",
+        "0",
+        "--restart-sec",
+        "0",
+        "--backoff",
+        "0.3s:0.6s",
+    ];
+    for (n, (command, status)) in [("/nonexistent/gwshim-venv/bin/hermes", 127), ("/etc", 126)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut cmd = Command::new(GWSHIM);
+        cmd.arg("--state-dir")
+            .arg(&*dir)
+            .args(opts)
+            .args(["--", command])
+            .env_remove("INVOCATION_ID")
+            .env_remove("GWSHIM_LOG");
+        let out = cmd.output().expect("run gwshim");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(status), "{err}");
+        assert!(err.contains(&format!("cannot run {command}")), "{err}");
+        let want = match n {
+            0 => "waiting 0.3 s (backoff: 1 fast failure in a row)",
+            _ => "waiting 0.6 s (backoff: 2 fast failures in a row)",
+        };
+        assert!(err.contains(want), "{err}");
+    }
+    assert!(state_file(&dir, "x").contains("fast-failures 2\n"));
+}

@@ -41,7 +41,8 @@
 #                     there, else the gwshim beside this script, as in a venv's bin/ or
 #                     /usr/bin, else `command -v gwshim`); made absolute
 #   --dry-run         print the drop-in, change nothing
-#   --remove          remove the drop-in again (and daemon-reload)
+#   --remove          remove the drop-in again (and daemon-reload), and gwshim's runtime folder
+#                     once the unit no longer runs under gwshim
 #   -h, --help        this text
 #   -- OPTIONS        gwshim options to put before its `--`, e.g. `-- --grace 10`; they replace
 #                     the ones kept from before (a bare `--` clears them)
@@ -221,12 +222,29 @@ after_mine() {
 }
 
 if [ "$remove" = 1 ]; then
-  [ -e "$file" ] || { echo "no $file: nothing to remove"; exit 0; }
-  if [ "$dry_run" = 1 ]; then echo "would remove $file"; exit 0; fi
+  # The drop-in's RuntimeDirectory=gwshim-%N (kept across restarts, RuntimeDirectoryPreserve=yes):
+  # gwshim's pacing history and notify socket. Removed once no gwshim of the unit runs.
+  if [ "$scope" = --system ]; then runtime=/run; else runtime=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}; fi
+  folder=$runtime/gwshim-${unit%.service}
+  sweep() {
+    [ -d "$folder" ] || return 0
+    state=inactive
+    [ "$manager" = 1 ] && state=$(systemctl "$scope" show -p ActiveState --value "$unit")
+    if [ "$state" != inactive ] && [ "$state" != failed ]; then
+      echo "$unit still runs under gwshim: restart it, then run this again to remove $folder"
+    elif [ "$dry_run" = 1 ]; then
+      echo "would remove $folder"
+    else
+      rm -rf -- "$folder" && echo "removed $folder"
+    fi
+  }
+  [ -e "$file" ] || { echo "no $file: nothing to remove"; sweep; exit 0; }
+  if [ "$dry_run" = 1 ]; then echo "would remove $file"; sweep; exit 0; fi
   rm -f "$file" || die "cannot remove $file"
   rmdir "$dir" 2>/dev/null || true
   reload
   echo "removed $file; restart the unit to run it without gwshim: systemctl $scope restart $unit"
+  sweep
   exit 0
 fi
 

@@ -199,7 +199,14 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for g in self.extra_groups.iter().chain([&self.pid]) {
+        // Outside a terminal's foreground the child leads a group of its own: end it too.
+        let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid));
+        let own: Vec<i32> = children
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        for g in self.extra_groups.iter().chain(&own).chain([&self.pid]) {
             // SAFETY: kill(2) with plain integers.
             unsafe { libc::kill(-g, libc::SIGKILL) };
         }

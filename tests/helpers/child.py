@@ -106,7 +106,12 @@ def record(args):
         for fd in (0, 1, 2):
             os.close(fd)
     if "--setsid" in wayward:
-        os.setsid()
+        try:
+            os.setsid()
+        except PermissionError:
+            # Outside a terminal's foreground gwshim starts it leading a group of its own,
+            # and a group leader cannot start a session: it has left gwshim's group anyway.
+            pass
     if "--setpgid" in wayward:
         os.setpgid(0, 0)
     write_atomic(os.path.join(directory, "ready"), f"{os.getpid()} {os.getppid()} {os.getpgrp()}")

@@ -665,3 +665,11 @@ fn preflight() -> Result<(), String> {
         Err(e) => Err(format!("unshare fails: {e}")),
     }
 }
+
+impl Manager {
+    /// `systemctl --user start --no-block UNIT`, checked: queues the start job and returns at
+    /// once (a notify unit that fails before READY=1 would fail a waiting `start`).
+    pub fn start_no_block(&self, unit: &str) {
+        self.systemctl_ok(&["start", "--no-block", unit]);
+    }
+}
