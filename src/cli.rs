@@ -228,7 +228,12 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     let args = match Args::from_args(&[name], &opts) {
         Ok(args) => args,
         Err(early) if early.status.is_ok() => {
-            let text = format!("{}\n", early.output.trim_end());
+            // argh's usage line ends "[COMMAND...]": gwshim needs its `--` before the command.
+            let text = format!("{}\n", early.output.trim_end()).replacen(
+                " [COMMAND...]",
+                " -- COMMAND [ARGS...]",
+                1,
+            );
             return Ok(Parsed::Exit { text, status: 0 });
         }
         // `normalize` has caught what argh would refuse; this is a safety net.
@@ -964,6 +969,10 @@ mod tests {
                 "{args:?}"
             );
         }
+        // the usage line shows the `--` that the command needs
+        let help = run(&["--help"]).unwrap_err();
+        let usage = help.lines().next().unwrap_or_default();
+        assert!(usage.ends_with("] -- COMMAND [ARGS...]"), "{usage}");
         // after the first word that is no option, everything is the command
         let c = run(&["-v", "prog", "--grace=", "-h"]).unwrap();
         assert_eq!(c.command, vec!["prog", "--grace=", "-h"]);

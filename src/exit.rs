@@ -120,6 +120,18 @@ impl fmt::Display for ChildEnd {
     }
 }
 
+/// Whether the child asked for a restart (its own exit 75, EX_TEMPFAIL: the gateway's planned
+/// restart after SIGUSR1, `systemctl reload` or /restart) and gwshim passes it on as 75: no
+/// failure to warn about, though systemd restarts on it. Logged at info level.
+pub fn planned_restart(end: ChildEnd, outcome: Outcome, policy: &Policy) -> bool {
+    end == ChildEnd::Exited(RESTART_NOW)
+        && outcome == Outcome::Exit(RESTART_NOW)
+        && (policy.transparent || policy.keep.contains(&RESTART_NOW))
+}
+
+/// EX_TEMPFAIL: "restart me now", the Hermes gateway's planned-restart status.
+const RESTART_NOW: i32 = 75;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +230,37 @@ mod tests {
         assert!(failure(Signaled(HUP), None, &[HUP]));
         assert!(!failure(Signaled(USR1), None, &[USR1]), "a planned restart");
         assert!(failure(Signaled(USR1), None, &[]), "nobody asked");
+    }
+
+    #[test]
+    fn a_planned_restart_is_the_childs_own_75_passed_on() {
+        let default = Policy::default();
+        let keep_none = Policy {
+            keep: vec![],
+            ..Policy::default()
+        };
+        let transparent = Policy {
+            transparent: true,
+            keep: vec![],
+            ..Policy::default()
+        };
+        let table: &[(ChildEnd, Outcome, &Policy, bool)] = &[
+            (Exited(75), Exit(75), &default, true),
+            (Exited(75), Exit(75), &transparent, true),
+            // 75 is gwshim's restart status for a failure: not asked for by the child
+            (Exited(1), Exit(75), &default, false),
+            (Signaled(KILL), Exit(75), &default, false),
+            // --keep-status without 75: the child's 75 is a failure like any other
+            (Exited(75), Exit(75), &keep_none, false),
+            (Exited(75), Exit(0), &default, false),
+        ];
+        for &(end, outcome, policy, want) in table {
+            assert_eq!(
+                planned_restart(end, outcome, policy),
+                want,
+                "{end:?} {outcome:?} {policy:?}"
+            );
+        }
     }
 
     #[test]

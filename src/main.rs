@@ -199,7 +199,9 @@ fn main() {
         Outcome::Exit(n) => format!("exiting {n}"),
         Outcome::Die(s) => format!("dying of {}", signals::name(s)),
     };
-    let level = if decision.failure {
+    // A planned restart is logged, but no warning: `-q` and `journalctl -p warning` stay quiet.
+    let planned = exit::planned_restart(ended.end, decision.outcome, &config.policy);
+    let level = if decision.failure && !planned {
         log::Level::Warn
     } else {
         log::Level::Info

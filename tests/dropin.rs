@@ -1,7 +1,10 @@
 //! contrib/hermes/install-dropin.sh where no systemd manager answers (an image build, a chroot,
 //! root with no user session): it reads the unit from the standard unit folders or from
-//! `--unit-file`, keeps gwshim's options on a re-run, writes comments that match them, and its
-//! `--help` lists every option it takes. The script under a real manager: tests/hermes.rs.
+//! `--unit-file`, keeps gwshim's options and path on a re-run, refuses a later drop-in that sets
+//! ExecStart=, writes comments that match the options, tags the journal as the unit did, says in
+//! one line what is wrong, and its `--help` lists every option it takes under the name it was
+//! called by. The script under a real manager: tests/hermes.rs; on a booted Debian:
+//! tests/release.rs.
 //!
 //! Each test has its own HOME and an empty XDG_RUNTIME_DIR, so `systemctl --user` finds no
 //! manager whatever runs on the machine.
@@ -48,14 +51,15 @@ impl Home {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("bash")
-            .arg(SCRIPT)
-            .args(args)
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        self.run_with(Command::new("bash").arg(SCRIPT), args, &path)
+    }
+
+    /// Runs `cmd ARGS` (the script, however called) with this home and PATH `path`.
+    fn run_with(&self, cmd: &mut Command, args: &[&str], path: &std::ffi::OsStr) -> Output {
+        cmd.args(args)
             .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
+            .env("PATH", path)
             .env("HOME", self.dir.join("home"))
             .env("XDG_RUNTIME_DIR", self.dir.join("rt"))
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
@@ -92,13 +96,17 @@ fn unit_text(exec_start: &str) -> String {
     )
 }
 
-/// The last `ExecStart=` line that is not empty.
+/// The last `ExecStart=` line that is not empty, without the `/bin/sh -c '...'` in front that
+/// runs the command alone while gwshim is missing: `GWSHIM [OPTIONS] -- COMMAND`.
 fn exec_start(dropin_text: &str) -> &str {
-    dropin_text
+    let line = dropin_text
         .lines()
         .filter_map(|l| l.strip_prefix("ExecStart="))
         .rfind(|l| !l.is_empty())
-        .unwrap_or("")
+        .unwrap_or("");
+    line.strip_prefix("/bin/sh -c '")
+        .and_then(|rest| rest.split_once("' "))
+        .map_or(line, |(_, after)| after)
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -395,9 +403,14 @@ fn the_dropins_comments_follow_the_options_written() {
         assert!(other.contains(line), "{line:?} in\n{other}");
     }
     assert!(!other.contains("--grace ("), "{other}");
-    // No line of the template is left with a placeholder.
+    // No line of the template is left with a placeholder (`@NAME@`; the sh's "$$@" is none).
     for out in [&default, &custom, &other] {
-        assert!(!out.contains('@'), "an unfilled placeholder:\n{out}");
+        let parts: Vec<&str> = out.split('@').collect();
+        let inner = &parts[1..parts.len().saturating_sub(1).max(1)];
+        let unfilled = inner
+            .iter()
+            .any(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        assert!(!unfilled, "an unfilled placeholder:\n{out}");
     }
 }
 
@@ -460,6 +473,224 @@ fn help_lists_every_option_the_script_takes() {
             "the synopsis lacks {o}: {synopsis}"
         );
     }
+}
+
+/// A copy of gwshim named gwshim in `dir`, as an install puts it.
+fn gwshim_copy(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).unwrap();
+    let copy = dir.join("gwshim");
+    fs::copy(GWSHIM, &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+/// The gwshim the drop-in runs (`GWSHIM` of `GWSHIM [OPTIONS] -- COMMAND`).
+fn dropin_gwshim(text: &str) -> &str {
+    exec_start(text).split(' ').next().unwrap_or("")
+}
+
+#[test]
+fn a_rerun_keeps_the_gwshim_the_dropin_runs() {
+    let h = Home::new("keep-gwshim");
+    h.install_unit(UNIT, COMMAND);
+    let first = gwshim_copy(&h.dir.join("opt/first"));
+    let first = first.to_str().unwrap();
+    // No gwshim in this PATH, none beside the script.
+    let bare: &std::ffi::OsStr = "/usr/bin:/bin".as_ref();
+    let rerun = |args: &[&str], path: &std::ffi::OsStr| {
+        h.run_with(Command::new("bash").arg(SCRIPT), args, path)
+    };
+    h.ok(&["--gwshim", first, "--", "--grace", "3"]);
+    let read = || fs::read_to_string(h.dropin()).expect("the drop-in");
+
+    // Again without --gwshim (after `hermes update`, a new command): the same gwshim.
+    let new_command = "/opt/hermes/venv/bin/python3 -m hermes_cli.main gateway run";
+    h.install_unit(UNIT, new_command);
+    let out = rerun(&[], bare);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        exec_start(&read()),
+        format!("{first} --grace 3 -- {new_command}")
+    );
+    assert!(
+        text(&out).contains("kept"),
+        "says it kept it: {}",
+        text(&out)
+    );
+
+    // --gwshim still says otherwise.
+    let second = gwshim_copy(&h.dir.join("opt/second"));
+    h.ok(&["--gwshim", second.to_str().unwrap()]);
+    assert_eq!(dropin_gwshim(&read()), second.to_str().unwrap());
+
+    // The kept one gone: the one in PATH; none in PATH either: one line naming the kept one.
+    fs::remove_file(&second).unwrap();
+    let before = read();
+    let out = rerun(&[], bare);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(text(&out).lines().count(), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "the drop-in's gwshim {} is gone",
+            second.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(read(), before, "changed the drop-in");
+    let in_path = format!("{}:/usr/bin:/bin", h.dir.join("opt/first").display());
+    let out = rerun(&[], in_path.as_ref());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(dropin_gwshim(&read()), first);
+}
+
+#[test]
+fn a_later_dropin_that_sets_exec_start_is_named_and_nothing_is_written() {
+    let h = Home::new("override");
+    h.install_unit(UNIT, COMMAND);
+    let dir = h.user_units().join(format!("{UNIT}.d"));
+    fs::create_dir_all(&dir).unwrap();
+    // What `systemctl --user edit hermes-gateway` leaves: override.conf sorts after gwshim.conf.
+    let own = dir.join("override.conf");
+    fs::write(
+        &own,
+        format!("[Service]\nTimeoutStopSec=90\nExecStart=\nExecStart={COMMAND} --verbose\n"),
+    )
+    .unwrap();
+    for args in [
+        &["--gwshim", GWSHIM][..],
+        &["--gwshim", GWSHIM, "--dry-run"],
+    ] {
+        let out = h.run(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert_eq!(said.lines().count(), 1, "{args:?}: one line: {said}");
+        assert!(
+            said.contains(&format!("{} sets ExecStart=", own.display()))
+                && said.contains("after gwshim.conf"),
+            "{args:?}: {said}"
+        );
+        assert!(!h.dropin().exists(), "{args:?}: wrote the drop-in");
+        // docs/hermes.md quotes it, for a HOME of /home/me.
+        let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hermes.md"))
+            .unwrap()
+            .replace("/home/me", h.dir.join("home").to_str().unwrap());
+        assert!(
+            docs.contains(said.trim_end()),
+            "docs/hermes.md lacks {said}"
+        );
+    }
+    // Renamed as the message says, it is read before gwshim.conf: its command is wrapped.
+    fs::rename(&own, dir.join("10-override.conf")).unwrap();
+    h.ok(&["--gwshim", GWSHIM]);
+    assert_eq!(
+        exec_start(&fs::read_to_string(h.dropin()).unwrap()),
+        format!("{GWSHIM} -- {COMMAND} --verbose")
+    );
+    // A later drop-in of other settings is no problem.
+    fs::write(dir.join("override.conf"), "[Service]\nTimeoutStopSec=90\n").unwrap();
+    h.ok(&["--gwshim", GWSHIM]);
+}
+
+#[test]
+fn the_journal_tag_is_the_units_program_unless_the_unit_sets_one() {
+    let h = Home::new("tag");
+    h.install_unit(
+        UNIT,
+        "\"/opt/my venv/bin/python3\" -m hermes_cli.main gateway run",
+    );
+    let out = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
+    assert!(out.contains("\nSyslogIdentifier=python3\n"), "{out}");
+    let dir = h.user_units().join(format!("{UNIT}.d"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("10-log.conf"),
+        "[Service]\nSyslogIdentifier=hermes\nRuntimeDirectory=hermes-rt\n",
+    )
+    .unwrap();
+    let out = h.ok(&["--gwshim", GWSHIM, "--dry-run"]);
+    assert!(!out.contains("\nSyslogIdentifier="), "{out}");
+    assert!(out.contains("unit's own SyslogIdentifier=hermes"), "{out}");
+    // RuntimeDirectoryPreserve= keeps the unit's own runtime folder too: the comment says so.
+    assert!(
+        out.contains("every RuntimeDirectory= of the unit: its own (hermes-rt)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_names_the_script_as_it_was_called() {
+    let h = Home::new("help-name");
+    let bin = h.dir.join("venv/bin");
+    fs::create_dir_all(&bin).unwrap();
+    let installed = bin.join("gwshim-install-dropin");
+    std::os::unix::fs::symlink(SCRIPT, &installed).unwrap();
+    let synopsis = |out: Output| {
+        assert!(out.status.success(), "{}", text(&out));
+        let help = text(&out);
+        help.lines()
+            .find(|l| l.contains("[--user | --system]"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    // By its path: that path.
+    let path = "/usr/bin:/bin".as_ref();
+    let by_path = synopsis(h.run_with(&mut Command::new(&installed), &["--help"], path));
+    assert!(
+        by_path.starts_with(&format!("{} [--user", installed.display())),
+        "{by_path}"
+    );
+    // Found in PATH: its name, as the wheel's and the .deb's users type it.
+    let in_path = format!("{}:/usr/bin:/bin", bin.display());
+    let by_name = synopsis(h.run_with(
+        Command::new("bash").args(["-c", "gwshim-install-dropin \"$@\"", "sh"]),
+        &["--help"],
+        in_path.as_ref(),
+    ));
+    assert!(
+        by_name.starts_with("gwshim-install-dropin [--user"),
+        "{by_name}"
+    );
+    assert!(!by_name.contains("contrib/hermes"), "{by_name}");
+}
+
+#[test]
+fn system_as_a_normal_user_says_it_needs_root_in_one_line() {
+    let h = Home::new("system-user");
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            SCRIPT,
+        ]);
+        c
+    } else {
+        let mut c = Command::new("bash");
+        c.arg(SCRIPT);
+        c
+    };
+    let path = "/usr/bin:/bin".as_ref();
+    let out = h.run_with(&mut cmd, &["--system", "--gwshim", GWSHIM], path);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said,
+        format!(
+            "install-dropin.sh: --system changes /etc/systemd/system/{UNIT}.d, which needs root: run it with sudo\n"
+        )
+    );
+    // A dry run reads only: it goes on (to say that no system unit is installed here).
+    let out = h.run_with(
+        &mut cmd,
+        &["--system", "--gwshim", GWSHIM, "--dry-run"],
+        path,
+    );
+    assert!(!text(&out).contains("needs root"), "{}", text(&out));
 }
 
 /// `--remove` leaves no folder of gwshim's behind: the drop-in's preserved

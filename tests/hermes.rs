@@ -622,6 +622,33 @@ fn sigusr1_restarts_the_gateway_and_gwshim_exits_75() {
     assert!(!home.lock_held());
 }
 
+/// A planned restart is no warning: under `-q` gwshim prints nothing of its own, and the line
+/// it logs at the default level has no "warning:".
+#[test]
+fn a_planned_restart_prints_nothing_under_q() {
+    let Some((venv, _one)) = setup() else { return };
+    let home = Home::new("usr1-quiet", venv);
+    for (opts, log) in [(&["-q"][..], "quiet.log"), (&[], "default.log")] {
+        let _ = fs::remove_file(home.hermes_home.join("gateway-starts.log"));
+        let mut gw = home.gwshim(opts, log);
+        let gateway = home.wait_up(&mut gw);
+        gw.signal(libc::SIGUSR1);
+        assert_eq!(gw.wait().code(), Some(75), "{}", gw.log_text());
+        let own: Vec<String> = gw
+            .log_text()
+            .lines()
+            .filter(|l| l.starts_with("gwshim:"))
+            .map(String::from)
+            .collect();
+        if opts == ["-q"] {
+            assert!(own.is_empty(), "gwshim -q printed {own:?}");
+        } else {
+            let line = format!("gwshim: child pid {gateway} exited 75; exiting 75");
+            assert!(own.iter().any(|l| l.starts_with(&line)), "{own:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. kill -9 of the gateway: gwshim exits 75 and cleans up; the next start is at once.
 
@@ -975,7 +1002,7 @@ fn systemd_unit_with_the_dropin_starts_reloads_and_stops() {
     assert!(
         dry.contains(&format!("# {}", dropin.display()))
             && dry.contains(&format!(
-                "ExecStart={GWSHIM} -- {py} -m hermes_cli.main gateway run"
+                "' {GWSHIM} -- {py} -m hermes_cli.main gateway run"
             )),
         "{dry}"
     );
@@ -1130,10 +1157,16 @@ fn under_systemd() -> Option<UnderSystemd> {
 
 /// The `argv[]=` part of a `systemctl show -p ExecStart` value.
 fn argv_of(exec_start: &str) -> &str {
-    exec_start
+    let argv = exec_start
         .split_once("argv[]=")
         .and_then(|(_, r)| r.split_once(" ;"))
-        .map_or("", |(a, _)| a)
+        .map_or("", |(a, _)| a);
+    // The drop-in's `/bin/sh -c SCRIPT GWSHIM ...` (SCRIPT ends `exec "$@"`, which systemctl
+    // shows as `exec "$$@"`): what sh runs.
+    match argv.strip_prefix("/bin/sh -c ") {
+        Some(rest) => rest.split_once("exec \"$$@\" ").map_or(argv, |(_, r)| r),
+        None => argv,
+    }
 }
 
 /// The control: the same unit without the drop-in. `systemctl stop` is an "unexpected" SIGTERM
@@ -1597,6 +1630,182 @@ fn notify_unit_with_the_watchdog_and_the_real_gateway() {
     assert!(!exists(gateway) || stat(gateway).is_some_and(|s| s.0 == 'Z'));
     assert_one_gateway_under_the_unit(m, hermes_home, gateway2);
     m.stop(UNIT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A gwshim that went away (`pip uninstall gwshim`, a venv rebuilt): the drop-in's sh runs
+//     the gateway alone, with a warning, and gwshim again once it is back. The journal keeps
+//     the tag the unit's lines had without gwshim.
+
+/// The journal's entries (`journalctl -o json`) as (SYSLOG_IDENTIFIER, PRIORITY, MESSAGE).
+fn journal_entries(m: &Manager) -> Vec<(String, String, String)> {
+    m.journal("-o json")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (
+                field("SYSLOG_IDENTIFIER"),
+                field("PRIORITY"),
+                field("MESSAGE"),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the unit is active and a gateway other than `not` is up, under gwshim (the main
+/// process, the gateway its child) when `wrapped`, else as the main process itself: the
+/// gateway's pid and the main pid.
+fn wait_active(m: &Manager, hermes_home: &Path, wrapped: bool, not: Option<i32>) -> (i32, i32) {
+    let pid_file = hermes_home.join("gateway.pid");
+    m.wait_until_every(
+        &format!("the unit active, the gateway up (under gwshim: {wrapped})"),
+        START_TIMEOUT + Duration::from_secs(10),
+        Duration::from_millis(200),
+        |m| {
+            let st = m.state(UNIT);
+            assert!(!st.is_failed(), "{UNIT} failed: {st:?}{}", m.context());
+            let rec: Value = serde_json::from_str(&fs::read_to_string(&pid_file).ok()?).ok()?;
+            let gateway = rec["pid"].as_i64()? as i32;
+            let main = st.main_pid as i32;
+            let comm = fs::read_to_string(format!("/proc/{main}/comm")).unwrap_or_default();
+            let shape = if wrapped {
+                comm.trim() == "gwshim" && ppid(gateway) == Some(main)
+            } else {
+                gateway == main
+            };
+            (st.is_running() && shape && Some(gateway) != not && exists(gateway))
+                .then_some((gateway, main))
+        },
+    )
+}
+
+#[test]
+fn dropin_without_its_gwshim_runs_the_gateway_alone_and_the_journal_keeps_its_tag() {
+    let Some(t) = under_systemd() else { return };
+    let t0 = Instant::now();
+    let at = |what: &str| eprintln!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+    let (m, venv, hermes_home) = (&t.m, t.venv, &t.hermes_home);
+    m.start_journald();
+    // The notify unit hermes writes with its watchdog on: the unwrapped gateway's own READY=1
+    // must reach systemd (NotifyAccess=main) for the unit to become active at all.
+    fs::write(
+        hermes_home.join("config.yaml"),
+        format!("gateway:\n  systemd_watchdog_seconds: {WATCHDOG_SECS}\n"),
+    )
+    .unwrap();
+    let unit_text = generated_unit(m, venv, hermes_home);
+    assert!(unit_text.contains("StandardOutput=journal"), "{unit_text}");
+    assert!(unit_text.contains("Type=notify"), "{unit_text}");
+    m.install_unit(UNIT, &unit_text);
+
+    // The control: the unit as hermes wrote it, its lines' tag.
+    m.start(UNIT);
+    let (gateway, main) = wait_active(m, hermes_home, false, None);
+    assert_eq!(
+        gateway, main,
+        "without gwshim the gateway is the main process"
+    );
+    let tag = m.wait_until("the gateway's lines in the journal", START_TIMEOUT, |m| {
+        let tags: Vec<String> = journal_entries(m)
+            .into_iter()
+            .filter(|(id, _, msg)| !id.is_empty() && !msg.starts_with("gwshim:") && id != "systemd")
+            .map(|(id, _, _)| id)
+            .collect();
+        tags.last().cloned()
+    });
+    eprintln!("the gateway's lines without gwshim are tagged {tag:?}");
+    at("control up");
+    m.stop(UNIT);
+    m.reset_failed(UNIT);
+    let _ = fs::remove_file(hermes_home.join("gateway-starts.log"));
+
+    // Under gwshim, a copy of it that the test removes and puts back.
+    let bin = m.dir().join("gwshim-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let copy = bin.join("gwshim");
+    let put_back = || {
+        fs::copy(GWSHIM, &copy).unwrap();
+        fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    put_back();
+    at("control stopped");
+    install_dropin(m, &["--gwshim", copy.to_str().unwrap()]);
+    m.start(UNIT);
+    let (gateway, main) = wait_active(m, hermes_home, true, None);
+    assert_eq!(ppid(gateway), Some(main));
+    // gwshim's "started" line, and the gateway's own lines, carry the tag of before.
+    let entries = m.wait_until("gwshim's lines in the journal", START_TIMEOUT, |m| {
+        let e = journal_entries(m);
+        e.iter()
+            .any(|(_, _, msg)| {
+                msg.starts_with(&format!("gwshim: started {}", venv.display()))
+                    || msg.starts_with("gwshim: the command is the Hermes gateway")
+            })
+            .then_some(e)
+    });
+    let own: Vec<&(String, String, String)> = entries
+        .iter()
+        .filter(|(_, _, msg)| msg.starts_with("gwshim:"))
+        .collect();
+    assert!(!own.is_empty());
+    for (id, _, msg) in &own {
+        assert_eq!(id, &tag, "gwshim's line {msg:?}");
+    }
+    let tagged = m.journal(&format!("-t {tag}"));
+    assert!(
+        tagged.contains("gwshim: "),
+        "journalctl -t {tag}:\n{tagged}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|(id, _, _)| id == "gwshim" || id == "sh"),
+        "lines tagged gwshim or sh: {entries:?}"
+    );
+    m.stop(UNIT);
+    let _ = fs::remove_file(hermes_home.join("gateway-starts.log"));
+
+    // gwshim gone: the gateway alone is the main process, the unit active (its READY=1 came),
+    // a warning in the journal.
+    at("under gwshim, stopped");
+    fs::remove_file(&copy).unwrap();
+    m.start(UNIT);
+    let (alone, main) = wait_active(m, hermes_home, false, Some(gateway));
+    assert_eq!(alone, main, "the gateway is the main process");
+    let warning = format!(
+        "gwshim: warning: {} is missing or does not run: starting the gateway without gwshim",
+        copy.display()
+    );
+    let warned = m.wait_until("the warning in the journal", Duration::from_secs(10), |m| {
+        journal_entries(m)
+            .into_iter()
+            .find(|(_, _, msg)| *msg == warning)
+    });
+    assert_eq!(warned.1, "4", "at warning priority: {warned:?}");
+    assert_eq!(warned.0, tag, "with the gateway's tag: {warned:?}");
+    // `systemctl reload` (kill -USR1 $MAINPID) reaches it: it restarts (in this notify unit
+    // 0.19.0 hands the unit to its replacement with MAINPID=, as it does without the drop-in),
+    // and the unit stays up, the new gateway its main process.
+    let _ = fs::remove_file(hermes_home.join("gateway-starts.log"));
+    let _ = m.systemctl(&["reload", UNIT]);
+    let (again, _) = wait_active(m, hermes_home, false, Some(alone));
+    assert!(
+        wait_for(STOP_TIMEOUT, || !exists(alone)
+            || stat(alone).is_some_and(|s| s.0 == 'Z')),
+        "the old gateway {alone} lives on"
+    );
+    at("alone, reloaded");
+    put_back();
+    let _ = fs::remove_file(hermes_home.join("gateway-starts.log"));
+    m.systemctl_ok(&["restart", UNIT]);
+    let (wrapped, main) = wait_active(m, hermes_home, true, Some(again));
+    assert_eq!(ppid(wrapped), Some(main));
+    m.stop(UNIT);
+    let st = m.wait_state(UNIT, Duration::from_secs(10), |s| {
+        s.active == "inactive" || s.active == "failed"
+    });
+    assert_eq!(st.active, "inactive", "{st:?}{}", m.context());
 }
 
 // ---------------------------------------------------------------------------------------------

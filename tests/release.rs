@@ -4,7 +4,13 @@
 //!
 //! release.sh runs once per test binary, into target/tmp/release-dist, and not at all when the
 //! sources have not changed since its last run there (a key over every file git knows).
+//!
+//! And a Hermes user's first hour with them: every shell block of the README's Install and
+//! Use-with-Hermes sections that can run here, run as written on a booted Debian 12
+//! (tests/booted/mod.rs) from a copy of dist/, then the drop-in's promises on the system unit in
+//! the same container: see `readme_first_hour_on_a_booted_debian`.
 
+mod booted;
 mod common;
 mod skip;
 
@@ -211,12 +217,15 @@ fn wheel_installs_into_a_fresh_venv_and_runs() {
 
     // The installer, from the venv: the gwshim beside it, by absolute path, and its template.
     let out = dry_run(&gwshim.with_file_name("gwshim-install-dropin"), &dir);
+    // (After the `/bin/sh -c '...'` that runs the command alone while gwshim is missing.)
     let exec = format!(
-        "ExecStart={} -- /srv/hermes/venv/bin/python -m hermes_cli.main gateway run",
+        "' {} -- /srv/hermes/venv/bin/python -m hermes_cli.main gateway run",
         gwshim.display()
     );
     let lines: Vec<&str> = out.lines().collect();
-    let at = lines.iter().position(|l| *l == exec);
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("ExecStart=/bin/sh -c '") && l.ends_with(&exec));
     assert!(at.is_some(), "no line {exec:?} in the dry run:\n{out}");
     assert!(
         at.is_some_and(|i| i > 0 && lines[i - 1] == "ExecStart="),
@@ -456,7 +465,7 @@ fn deb_contents_install_man_and_purge() {
     let dir = TempDir::new("release-deb");
     let out = dry_run(Path::new("/usr/bin/gwshim-install-dropin"), &dir);
     assert!(
-        out.contains("\nExecStart=/usr/bin/gwshim -- /srv/hermes/venv/bin/python"),
+        out.contains("' /usr/bin/gwshim -- /srv/hermes/venv/bin/python"),
         "{out}"
     );
 
@@ -745,4 +754,338 @@ fn sdist_builds_with_cargo_in_a_fresh_venv() {
         "{version}"
     );
     assert_exit_1_becomes_75(&gwshim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README, run as written on a booted Debian 12, from dist/.
+
+/// The README's blocks that run on the build machine, not where the artifacts were copied
+/// (the test builds dist/ itself, and the container has no source tree and no Rust): their
+/// first words.
+const BUILD_MACHINE_BLOCKS: [&str; 2] = [
+    "contrib/release.sh",
+    "sudo install -m 755 \"$(contrib/build-static.sh",
+];
+
+/// The indented (4 spaces) code blocks of the README section `## TITLE`, in order.
+fn readme_blocks(readme: &str, title: &str) -> Vec<String> {
+    let head = format!("\n## {title}\n");
+    let start = readme
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section {title}"))
+        + head.len();
+    let section = readme[start..].split("\n## ").next().unwrap_or_default();
+    let mut blocks = Vec::new();
+    let mut cur = String::new();
+    for line in section.lines() {
+        match line.strip_prefix("    ") {
+            Some(code) => {
+                cur.push_str(code);
+                cur.push('\n');
+            }
+            None if line.trim().is_empty() && !cur.is_empty() => {
+                blocks.push(std::mem::take(&mut cur))
+            }
+            None => {}
+        }
+    }
+    if !cur.is_empty() {
+        blocks.push(cur);
+    }
+    blocks
+}
+
+/// Whether journal line `line` is `sample` with other numbers in it (pids, statuses' digits
+/// stay): the sample's text between its digit runs, in order, digits where it has digits.
+fn matches_sample(sample: &str, line: &str) -> bool {
+    let (mut s, mut l) = (sample.as_bytes(), line.as_bytes());
+    while let Some(&c) = s.first() {
+        if c.is_ascii_digit() {
+            let sd = s.iter().take_while(|b| b.is_ascii_digit()).count();
+            let ld = l.iter().take_while(|b| b.is_ascii_digit()).count();
+            if ld == 0 {
+                return false;
+            }
+            s = &s[sd..];
+            l = &l[ld..];
+        } else {
+            if l.first() != Some(&c) {
+                return false;
+            }
+            s = &s[1..];
+            l = &l[1..];
+        }
+    }
+    l.is_empty()
+}
+
+#[test]
+fn journal_samples_match_with_other_numbers() {
+    let sample = "gwshim: warning: child pid 4243 was killed by SIGKILL; exiting 70 (x)";
+    assert!(matches_sample(
+        sample,
+        "gwshim: warning: child pid 17 was killed by SIGKILL; exiting 70 (x)"
+    ));
+    assert!(!matches_sample(
+        sample,
+        "gwshim: child pid 17 was killed by SIGKILL; exiting 70 (x)"
+    ));
+    assert!(!matches_sample(
+        sample,
+        "gwshim: warning: child pid was killed by SIGKILL; exiting 70 (x)"
+    ));
+    assert!(!matches_sample(
+        sample,
+        "gwshim: warning: child pid 17 was killed by SIGKILL; exiting 70 (x) and more"
+    ));
+}
+
+/// The journal lines of the user unit `hermes-gateway.service`, message text only.
+fn user_unit_journal(c: &booted::Container, args: &str) -> String {
+    c.journal(&format!("_SYSTEMD_USER_UNIT={} {args}", booted::UNIT))
+}
+
+#[test]
+fn readme_first_hour_on_a_booted_debian() {
+    use booted::{Container, HERMES_HOME, Scope, Suite, UNIT, USER};
+    let up = Duration::from_secs(60);
+    let c = match Container::boot(Suite::Bookworm) {
+        Ok(c) => c,
+        Err(why) => return skip::skip(&why),
+    };
+    let t0 = Instant::now();
+    // A machine the README has not touched: none of the harness's gwshim files; the user may use
+    // sudo; the gateway's venv is the user's, as hermes' installer makes it.
+    c.sh_ok(&format!(
+        "rm -rf /usr/local/bin/gwshim {dir} && \
+         echo '{USER} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{USER} && \
+         chown -R {USER}:{USER} /opt/hermes-venv && mkdir -p /home/{USER}/dist",
+        dir = booted::CONTRIB_IN
+    ));
+    for e in fs::read_dir(dist()).expect("dist").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("gwshim") || name == "SHA256SUMS" {
+            fs::copy(e.path(), c.path(&format!("/home/{USER}/dist/{name}"))).expect("copy");
+        }
+    }
+    c.sh_ok(&format!("chown -R {USER}:{USER} /home/{USER}/dist"));
+    let said = c.hermes_install(Scope::User);
+    eprintln!("hermes gateway install:\n{said}");
+    c.systemctl_ok(Scope::User, &["stop", UNIT]);
+    c.reset_gateway_starts();
+
+    // Every block of Install, then of Use with Hermes, as the user, where the copies are.
+    let readme = fs::read_to_string(format!("{MANIFEST}/README.md")).expect("README.md");
+    let mut skipped = Vec::new();
+    for section in ["Install", "Use with Hermes"] {
+        let mut script = String::from("set -ex\n");
+        for block in readme_blocks(&readme, section) {
+            match BUILD_MACHINE_BLOCKS.iter().find(|b| block.starts_with(**b)) {
+                Some(b) => skipped.push(*b),
+                None => script.push_str(&block),
+            }
+        }
+        let file = format!("/home/{USER}/readme-{}.sh", section.replace(' ', "-"));
+        c.write(&file, &script);
+        let out = c.sh_as_user(&format!("cd /home/{USER}/dist && bash {file} 2>&1"));
+        let out = out.unwrap_or_else(|e| panic!("{section}: {e}{}", c.context()));
+        let said = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the README's {section} blocks failed:\n{script}\n{said}{}",
+            c.context()
+        );
+        eprintln!("README {section}:\n{said}");
+    }
+    assert_eq!(skipped, BUILD_MACHINE_BLOCKS, "the blocks left out");
+    eprintln!("README blocks ran: {:.1} s", t0.elapsed().as_secs_f64());
+
+    // The end of it: the unit runs the archive's gwshim, the gateway its child.
+    let exec = c.prop(Scope::User, UNIT, "ExecStart");
+    assert!(exec.contains(" /usr/local/bin/gwshim -- "), "{exec}");
+    let gateway = c.wait_gateway_up(0, up);
+    let main = c.state(Scope::User, UNIT).main_pid;
+    let comm = c.read(&format!("/proc/{main}/comm"));
+    assert_eq!(comm.trim(), "gwshim", "the main process of {UNIT}");
+    let stat = c.read(&format!("/proc/{gateway}/stat"));
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(1));
+    assert_eq!(
+        ppid,
+        Some(main.to_string().as_str()),
+        "the gateway's parent"
+    );
+
+    // docs/hermes.md's journal samples: a reload, a kill -9, a stop, against the real lines.
+    c.reset_gateway_starts();
+    c.systemctl_ok(Scope::User, &["reload", UNIT]);
+    let second = c.wait_gateway_up(gateway, up);
+    c.reset_gateway_starts();
+    c.sh_ok(&format!("kill -KILL {second}"));
+    let third = c.wait_gateway_up(second, Duration::from_secs(90));
+    c.systemctl_ok(Scope::User, &["stop", UNIT]);
+    assert_eq!(c.state(Scope::User, UNIT).active, "inactive");
+    let journal = user_unit_journal(&c, "");
+    let docs = fs::read_to_string(format!("{MANIFEST}/docs/hermes.md")).expect("docs/hermes.md");
+    let samples = docs
+        .split("\n## What changes in the journal\n")
+        .nth(1)
+        .expect("the journal section")
+        .lines()
+        .filter_map(|l| l.strip_prefix("    gwshim: "))
+        .map(|l| format!("gwshim: {}", l.replace("/home/me/.hermes", HERMES_HOME)))
+        .collect::<Vec<_>>();
+    assert_eq!(samples.len(), 6, "{samples:?}");
+    for sample in &samples {
+        assert!(
+            journal.lines().any(|l| matches_sample(sample, l)),
+            "docs/hermes.md's {sample:?} is not in the journal:\n{journal}"
+        );
+    }
+    // The planned restart is no warning; the kill -9 is one. Every line keeps the gateway's tag.
+    let warnings = user_unit_journal(&c, "-p warning");
+    assert!(!warnings.contains("exited 75; exiting 75"), "{warnings}");
+    assert!(
+        warnings.contains(&format!(
+            "child pid {second} was killed by SIGKILL; exiting 70"
+        )),
+        "{warnings}"
+    );
+    let tagged = user_unit_journal(&c, "-t python");
+    for line in [
+        "gwshim: started",
+        "Hermes Gateway Starting",
+        &format!("child pid {third} exited 1; exiting 0"),
+    ] {
+        assert!(
+            tagged.contains(line),
+            "journalctl -t python lacks {line:?}:\n{tagged}"
+        );
+    }
+    c.systemctl_ok(Scope::User, &["disable", "--now", UNIT]);
+    eprintln!("user unit done: {:.1} s", t0.elapsed().as_secs_f64());
+
+    // The system unit, `hermes gateway install --system`, in the same container. Its tag
+    // without gwshim first: the one the drop-in keeps.
+    c.hermes_install(Scope::System);
+    c.systemctl_ok(Scope::System, &["stop", UNIT]);
+    c.systemctl_ok(Scope::System, &["reset-failed", UNIT]);
+    c.reset_gateway_starts();
+    c.systemctl_ok(Scope::System, &["start", UNIT]);
+    c.wait_gateway_up(0, up);
+    let tags = || -> Vec<String> {
+        let json = c.sh_ok(&format!(
+            "journalctl -u {UNIT} -o json --output-fields=SYSLOG_IDENTIFIER,MESSAGE"
+        ));
+        let mut ids: Vec<String> = json
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["MESSAGE"]
+                    .as_str()
+                    .is_some_and(|m| !m.starts_with("gwshim:"))
+            })
+            .filter_map(|v| v["SYSLOG_IDENTIFIER"].as_str().map(String::from))
+            .filter(|id| id != "systemd")
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let ids = c.wait_until("the gateway's lines in the journal", up, |_| {
+        Some(tags()).filter(|t| !t.is_empty())
+    });
+    assert_eq!(
+        ids,
+        ["python"],
+        "the tags of the unit's lines without gwshim"
+    );
+    c.systemctl(Scope::System, &["stop", UNIT]);
+    c.systemctl_ok(Scope::System, &["reset-failed", UNIT]);
+
+    // The installer's messages: root without --system, --system as the user.
+    let one_line = |out: Output, want: &str| {
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert_eq!(said.lines().count(), 1, "one line: {said}");
+        assert!(said.contains(want), "{want:?} in {said:?}");
+    };
+    let installer = "/usr/bin/gwshim-install-dropin"; // the .deb's, from the README
+    one_line(
+        c.sh(&format!("{installer} 2>&1")).expect("installer"),
+        &format!(
+            "{UNIT} is a system unit here (/etc/systemd/system/{UNIT}), not a user unit: add --system"
+        ),
+    );
+    one_line(
+        c.sh_as_user(&format!("{installer} --system 2>&1"))
+            .expect("installer"),
+        "--system changes /etc/systemd/system/hermes-gateway.service.d, which needs root: run it with sudo",
+    );
+    // `systemctl edit`'s override.conf with an ExecStart=: named, nothing written.
+    let dir = c.dropin_dir(Scope::System, UNIT);
+    c.write(
+        &format!("{dir}/override.conf"),
+        "[Service]\nExecStart=\nExecStart=/bin/true\n",
+    );
+    c.systemctl_ok(Scope::System, &["daemon-reload"]);
+    one_line(
+        c.sh(&format!(
+            "{installer} --system --gwshim /usr/local/bin/gwshim 2>&1"
+        ))
+        .expect("installer"),
+        &format!("{dir}/override.conf sets ExecStart= and systemd reads it after gwshim.conf"),
+    );
+    assert!(
+        c.read(&format!("{dir}/gwshim.conf")).is_empty(),
+        "wrote gwshim.conf"
+    );
+    c.sh_ok(&format!(
+        "rm {dir}/override.conf && systemctl daemon-reload"
+    ));
+
+    // Installed with the archive's gwshim; a re-run of the .deb's installer (whose own gwshim is
+    // /usr/bin/gwshim) keeps it.
+    c.sh_ok(&format!(
+        "{installer} --system --gwshim /usr/local/bin/gwshim"
+    ));
+    let said = c.sh_ok(&format!("{installer} --system"));
+    assert!(
+        said.contains("/usr/local/bin/gwshim (the drop-in's gwshim, kept"),
+        "{said}"
+    );
+    let exec = c.prop(Scope::System, UNIT, "ExecStart");
+    assert!(exec.contains(" /usr/local/bin/gwshim -- "), "{exec}");
+
+    // gwshim gone: the gateway starts alone, as User=hermes, the main process; a warning.
+    c.sh_ok("mv /usr/local/bin/gwshim /usr/local/bin/gwshim.away");
+    c.reset_gateway_starts();
+    c.systemctl_ok(Scope::System, &["start", UNIT]);
+    let alone = c.wait_gateway_up(0, up);
+    assert_eq!(
+        c.state(Scope::System, UNIT).main_pid,
+        alone,
+        "the gateway is the main process"
+    );
+    let warnings = c.journal(&format!("-u {UNIT} -p warning -t python"));
+    assert!(
+        warnings.contains("gwshim: warning: /usr/local/bin/gwshim is missing or does not run: starting the gateway without gwshim"),
+        "{warnings}"
+    );
+    // Back: the next start runs under it.
+    c.sh_ok("mv /usr/local/bin/gwshim.away /usr/local/bin/gwshim");
+    c.reset_gateway_starts();
+    c.systemctl_ok(Scope::System, &["restart", UNIT]);
+    let wrapped = c.wait_gateway_up(alone, up);
+    let main = c.state(Scope::System, UNIT).main_pid;
+    assert_ne!(main, wrapped);
+    assert_eq!(c.read(&format!("/proc/{main}/comm")).trim(), "gwshim");
+    c.systemctl_ok(Scope::System, &["stop", UNIT]);
+    assert_eq!(c.state(Scope::System, UNIT).active, "inactive");
+    eprintln!(
+        "timing: the README's first hour on Debian 12: {:.1} s after the boot",
+        t0.elapsed().as_secs_f64()
+    );
 }

@@ -13,23 +13,33 @@
 #   ~/.config/systemd/user/hermes-gateway.service.d/gwshim.conf      (default: the user unit)
 #   /etc/systemd/system/hermes-gateway.service.d/gwshim.conf         (--system)
 #
-# from contrib/hermes/gwshim.conf.in: `ExecStart=` cleared, then `ExecStart=GWSHIM -- COMMAND`,
-# then runs `systemctl [--user] daemon-reload` and checks that systemd now runs gwshim.
+# from contrib/hermes/gwshim.conf.in: `ExecStart=` cleared, then
+#
+#   ExecStart=/bin/sh -c '...' GWSHIM [GWSHIM_OPTIONS] -- COMMAND
+#
+# (the unit's COMMAND as written there), then runs `systemctl [--user] daemon-reload` and checks
+# that systemd now runs gwshim. The few lines of sh exec gwshim when it is there and runs, and
+# else exec COMMAND itself, with a warning in the journal: a gwshim that went away (`pip
+# uninstall`, a venv rebuilt by `hermes update`) never keeps the gateway down, and the next start
+# after it is back runs under gwshim again. sh execs either way: the unit's main pid is gwshim's
+# (or, unwrapped, the gateway's), as `ExecReload=... $MAINPID` and `NotifyAccess=main` need.
 #
 # Idempotent: its own drop-in is never read for the command, and a command that already starts
 # with a gwshim (wrapped by hand in the unit) is not wrapped again. Running it twice writes the
 # same file; running it again after `hermes gateway install` or `hermes update` rewrote the unit
-# (a new python path) wraps the new command. It keeps gwshim's options: run again without `--`,
-# it writes the options its drop-in already gives gwshim (or, for a unit wrapped by hand, the
-# unit's). It does not restart the gateway: `systemctl [--user] restart hermes-gateway` does.
+# (a new python path) wraps the new command. It keeps gwshim's options and path: run again
+# without `--` and `--gwshim`, it writes the gwshim and the options its drop-in already gives
+# (or, for a unit wrapped by hand, the unit's). It does not restart the gateway:
+# `systemctl [--user] restart hermes-gateway` does.
 #
 #   --user            the user unit (the default; `hermes gateway install`)
 #   --system          the system unit (`hermes gateway install --system`), needs root
 #   --unit NAME       another unit, e.g. a profile's hermes-gateway-coder.service
 #   --unit-file PATH  read the unit from PATH (and its drop-ins from the standard unit folders)
 #                     instead of asking systemd; the unit is PATH's file name unless --unit says
-#   --gwshim PATH     the gwshim binary (default: the gwshim beside this script, as in a venv's
-#                     bin/ or /usr/bin, else `command -v gwshim`); made absolute
+#   --gwshim PATH     the gwshim binary (default: the one the drop-in already runs, if it is
+#                     there, else the gwshim beside this script, as in a venv's bin/ or
+#                     /usr/bin, else `command -v gwshim`); made absolute
 #   --dry-run         print the drop-in, change nothing
 #   --remove          remove the drop-in again (and daemon-reload), and gwshim's runtime folder
 #                     once the unit no longer runs under gwshim
@@ -47,8 +57,15 @@
 # belong in another drop-in (`systemctl [--user] edit UNIT`). A gwshim.conf that this script did
 # not write (its first line says it did) is neither replaced nor removed.
 #
+# A drop-in that systemd reads after gwshim.conf (a name that sorts after it, as `systemctl edit`'s
+# override.conf does) and sets ExecStart= would silently replace gwshim's: the script names it and
+# changes nothing. The drop-in also sets SyslogIdentifier= to the tag the unit's lines had before
+# (the name of the unit's program, e.g. `python`), unless the unit sets one itself, so
+# `journalctl -t` still finds the gateway's lines (gwshim's own, tagged the same, start "gwshim:").
+#
 # Exit status: 0 done, 1 the unit cannot be wrapped (not installed, no or several ExecStart=,
-# no gwshim, a gwshim.conf of someone else's in the way), 2 bad arguments.
+# no gwshim, a gwshim.conf of someone else's in the way, a later drop-in that sets ExecStart=,
+# --system without root), 2 bad arguments.
 # Limits: one ExecStart= command (Type=simple/notify/exec units); unit file paths without spaces.
 set -euo pipefail
 
@@ -66,8 +83,11 @@ template=$here/gwshim.conf.in
 # in ../share/gwshim/.
 [ -f "$template" ] || template=$here/../share/gwshim/gwshim.conf.in
 
-# Messages name the script as it was called (gwshim-install-dropin when installed).
+# Messages name the script as it was called (gwshim-install-dropin when installed); --help's
+# synopsis too: its name if PATH finds it so, else the path it was called by.
 me=${0##*/}
+called=$0
+[ "$(command -v -- "$me" 2>/dev/null)" = "$0" ] && called=$me
 die() { echo "$me: $*" >&2; exit 1; }
 usage() { echo "$me: $* (see --help)" >&2; exit 2; }
 
@@ -83,7 +103,8 @@ while [ $# -gt 0 ]; do
     --gwshim=*) gwshim=${1#--gwshim=} ;;
     --dry-run) dry_run=1 ;;
     --remove) remove=1 ;;
-    -h|--help) sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) help=$(sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//')
+      printf '%s\n' "${help//contrib\/hermes\/install-dropin.sh/$called}"; exit 0 ;;
     --) shift; opts=("$@"); opts_given=1; break ;;
     *) usage "unknown argument $1" ;;
   esac
@@ -96,10 +117,11 @@ fi
 unit=${unit:-hermes-gateway.service}
 case $unit in *.service) ;; *) unit=$unit.service ;; esac
 
+system_dirs=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system
+  /usr/lib/systemd/system /lib/systemd/system)
 if [ "$scope" = --system ]; then
   dir=/etc/systemd/system/$unit.d
-  unit_dirs=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system
-    /usr/lib/systemd/system /lib/systemd/system)
+  unit_dirs=("${system_dirs[@]}")
 else
   dir=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user/$unit.d
   unit_dirs=("${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user" /etc/systemd/user)
@@ -108,6 +130,10 @@ else
     /usr/local/lib/systemd/user /usr/lib/systemd/user)
 fi
 file=$dir/gwshim.conf
+# Before anything else fails on a permission: one line that says what is needed.
+if [ "$scope" = --system ] && [ "$dry_run" = 0 ] && [ "$(id -u)" != 0 ]; then
+  die "--system changes $dir, which needs root: run it with sudo"
+fi
 # The first line of every drop-in this script writes (gwshim.conf.in).
 if [ -e "$file" ] && ! head -n 1 -- "$file" 2>/dev/null | grep -q "a drop-in written by gwshim's"; then
   die "$file was not written by this script; leaving it alone (move it away, or merge it into a drop-in of another name)"
@@ -122,6 +148,77 @@ reload() {
   else
     echo "no systemd manager answers (systemctl $scope): not reloaded; systemd reads the change when it starts"
   fi
+}
+# No such user unit, but a system unit of that name (`hermes gateway install --system`; root's
+# own user manager, if any, knows nothing of it): say to add --system.
+system_hint() {
+  [ "$scope" = --user ] && [ -z "$unit_file" ] || return 0
+  local f= d
+  if [ "$(systemctl --system show -p LoadState --value "$unit" 2>/dev/null)" = loaded ]; then
+    f=$(systemctl --system show -p FragmentPath --value "$unit" 2>/dev/null)
+  else
+    for d in "${system_dirs[@]}"; do
+      if [ -e "$d/$unit" ]; then f=$d/$unit; break; fi
+    done
+  fi
+  [ -z "$f" ] || die "$unit is a system unit here ($f), not a user unit: add --system (as root)"
+}
+
+# `settings KEY FILE...`: every value of [Service] KEY= in the files, in order, empty ones
+# included. Continuation lines (a trailing backslash) are joined as systemd joins them.
+settings() {
+  awk -v key="$1" '
+    FNR == 1 { sect = ""; buf = "" }
+    {
+      l = buf $0; buf = ""
+      if (l ~ /\\$/) { buf = substr(l, 1, length(l) - 1) " "; next }
+      sub(/^[ \t]+/, "", l); sub(/[ \t]+$/, "", l)
+      if (l == "" || l ~ /^[#;]/) next
+      if (l ~ /^\[/) { sect = l; next }
+      if (sect != "[Service]" || l !~ ("^" key "[ \t]*=")) next
+      sub(("^" key "[ \t]*=[ \t]*"), "", l)
+      print l
+    }
+  ' "${@:2}"
+}
+# Effective ExecStart= values of the files, in order: an empty one resets the list.
+exec_starts() {
+  settings ExecStart "$@" | awk '{ if ($0 == "") n = 0; else cmd[++n] = $0 }
+    END { for (i = 1; i <= n; i++) print cmd[i] }'
+}
+
+# A gwshim command line as written in ExecStart= (after any prefix): whether its first word
+# is a gwshim (any name when $2 is "any"), and then `GWSHIM`, `OPTIONS` and `COMMAND` of
+# `GWSHIM OPTIONS -- COMMAND` (gw_path unquoted, as `quote` below wrote it).
+split_gwshim() {
+  local cmd=$1 first rest
+  if [[ $cmd == \"* ]]; then
+    first=${cmd#\"}; first=${first%%\"*}; rest=${cmd#\"*\"}
+  else
+    first=${cmd%%[[:space:]]*}; rest=${cmd#"$first"}
+  fi
+  [ "${2:-}" = any ] || [ "$(basename "$first")" = gwshim ] || return 1
+  rest=" ${rest#"${rest%%[![:space:]]*}"}"
+  case $rest in *" -- "*) ;; *) return 2 ;; esac
+  gw_path=${first//\$\$/\$}; gw_path=${gw_path//%%/%}
+  gw_opts=${rest%% -- *}; gw_opts=${gw_opts# }
+  gw_command=${rest#* -- }
+}
+
+# The line this script writes runs `/bin/sh -c 'SCRIPT' GWSHIM ...`: what follows the script.
+after_script() {
+  local l=$1
+  [[ $l =~ ^[-@:+!]*(.*)$ ]]
+  l=${BASH_REMATCH[1]}
+  case $l in "/bin/sh -c '"*) l=${l#*\' } ;; esac
+  printf '%s' "$l"
+}
+
+# Whether drop-in name $1 comes after gwshim.conf: systemd reads drop-ins in the byte order of
+# their names, whatever folder each is in.
+after_mine() {
+  [ "$1" != gwshim.conf ] &&
+    [ "$(printf '%s\n' gwshim.conf "$1" | LC_ALL=C sort | tail -n 1)" = "$1" ]
 }
 
 if [ "$remove" = 1 ]; then
@@ -143,7 +240,7 @@ if [ "$remove" = 1 ]; then
   }
   [ -e "$file" ] || { echo "no $file: nothing to remove"; sweep; exit 0; }
   if [ "$dry_run" = 1 ]; then echo "would remove $file"; sweep; exit 0; fi
-  rm -f "$file"
+  rm -f "$file" || die "cannot remove $file"
   rmdir "$dir" 2>/dev/null || true
   reload
   echo "removed $file; restart the unit to run it without gwshim: systemctl $scope restart $unit"
@@ -152,10 +249,23 @@ if [ "$remove" = 1 ]; then
 fi
 
 [ -f "$template" ] || die "no template $template"
-if [ -z "$gwshim" ] && [ -x "$here/gwshim" ]; then
+# gwshim's path and options from before: this script's drop-in (a unit wrapped by hand: below).
+kept= kept_gwshim=
+if [ -f "$file" ]; then
+  mine=$(exec_starts "$file" | tail -n 1)
+  if split_gwshim "$(after_script "$mine")" any; then kept=$gw_opts kept_gwshim=$gw_path; fi
+fi
+kept_note=
+if [ -z "$gwshim" ] && [ -n "$kept_gwshim" ] && [ -x "$kept_gwshim" ]; then
+  gwshim=$kept_gwshim   # as the options are kept
+  kept_note=" (the drop-in's gwshim, kept; --gwshim PATH for another)"
+elif [ -z "$gwshim" ] && [ -x "$here/gwshim" ]; then
   gwshim=$here/gwshim   # installed beside gwshim: a venv's bin/ (the wheel) or /usr/bin
 elif [ -z "$gwshim" ]; then
-  gwshim=$(command -v gwshim) || die "no gwshim in PATH; give --gwshim PATH"
+  gwshim=$(command -v gwshim) || {
+    [ -z "$kept_gwshim" ] || die "the drop-in's gwshim $kept_gwshim is gone and there is no gwshim in PATH; give --gwshim PATH"
+    die "no gwshim in PATH; give --gwshim PATH"
+  }
 fi
 [ -f "$gwshim" ] && [ -x "$gwshim" ] || die "$gwshim is not an executable file"
 case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename "$gwshim") ;; esac
@@ -165,6 +275,7 @@ case $gwshim in /*) ;; *) gwshim=$(cd "$(dirname "$gwshim")" && pwd)/$(basename 
 files=()
 if [ -z "$unit_file" ] && [ "$manager" = 1 ]; then
   load=$(systemctl "$scope" show -p LoadState --value "$unit") || die "systemctl $scope show $unit failed"
+  [ "$load" = loaded ] || system_hint
   [ "$load" = loaded ] || die "$unit is not loaded (LoadState=$load); install it first (hermes gateway install)"
   fragment=$(systemctl "$scope" show -p FragmentPath --value "$unit")
   dropins=$(systemctl "$scope" show -p DropInPaths --value "$unit")
@@ -174,6 +285,7 @@ else
     for d in "${unit_dirs[@]}"; do
       if [ -e "$d/$unit" ]; then fragment=$d/$unit; break; fi
     done
+    [ -n "$fragment" ] || system_hint
     [ -n "$fragment" ] ||
       die "$unit is not installed: no such unit file in ${unit_dirs[*]} (and no systemd manager to ask); install it first (hermes gateway install) or give --unit-file PATH"
   fi
@@ -198,61 +310,29 @@ else
 fi
 [ -n "$fragment" ] && files+=("$fragment")
 for f in $dropins; do
-  case $f in */"$unit".d/gwshim.conf) ;; *) files+=("$f") ;; esac
+  case $f in
+    */"$unit".d/gwshim.conf) ;;
+    *)
+      files+=("$f")
+      # `systemctl edit`'s override.conf sorts after gwshim.conf: its ExecStart= would win.
+      if after_mine "${f##*/}" && [ "$(settings ExecStart "$f" | wc -l)" -gt 0 ]; then
+        die "$f sets ExecStart= and systemd reads it after gwshim.conf, so its command would run instead of gwshim: rename it to sort before gwshim.conf (e.g. ${f%/*}/10-${f##*/}), or move its ExecStart= lines into such a drop-in, and run this again"
+      fi
+      ;;
+  esac
 done
 [ "${#files[@]}" -gt 0 ] || die "$unit has no unit file"
-
-# Effective ExecStart= values of the files, in order: an empty one resets the list.
-# Continuation lines (a trailing backslash) are joined as systemd joins them.
-exec_starts() {
-  awk '
-    FNR == 1 { sect = ""; buf = "" }
-    {
-      l = buf $0; buf = ""
-      if (l ~ /\\$/) { buf = substr(l, 1, length(l) - 1) " "; next }
-      sub(/^[ \t]+/, "", l); sub(/[ \t]+$/, "", l)
-      if (l == "" || l ~ /^[#;]/) next
-      if (l ~ /^\[/) { sect = l; next }
-      if (sect != "[Service]" || l !~ /^ExecStart[ \t]*=/) next
-      sub(/^ExecStart[ \t]*=[ \t]*/, "", l)
-      if (l == "") n = 0; else cmd[++n] = l
-    }
-    END { for (i = 1; i <= n; i++) print cmd[i] }
-  ' "$@"
-}
-
-# A gwshim command line as written in ExecStart= (after any prefix): whether its first word
-# is a gwshim, and then `OPTIONS` and `COMMAND` of `GWSHIM OPTIONS -- COMMAND`.
-split_gwshim() {
-  local cmd=$1 first rest
-  if [[ $cmd == \"* ]]; then
-    first=${cmd#\"}; first=${first%%\"*}; rest=${cmd#\"*\"}
-  else
-    first=${cmd%%[[:space:]]*}; rest=${cmd#"$first"}
-  fi
-  [ "$(basename "$first")" = gwshim ] || return 1
-  rest=" ${rest#"${rest%%[![:space:]]*}"}"
-  case $rest in *" -- "*) ;; *) return 2 ;; esac
-  gw_opts=${rest%% -- *}; gw_opts=${gw_opts# }
-  gw_command=${rest#* -- }
-}
 
 mapfile -t commands < <(exec_starts "${files[@]}")
 [ "${#commands[@]}" = 1 ] ||
   die "$unit has ${#commands[@]} ExecStart= commands in ${files[*]}; expected one"
 raw=${commands[0]}
-# Prefixes (- ignore failure, + ! !! privileges) stay in front; @ (a separate argv[0]) is refused.
+# Prefixes (- ignore failure, + ! !! privileges, : no $ expansion) stay in front; @ (a separate
+# argv[0]) is refused.
 [[ $raw =~ ^([-@:+!]*)(.*)$ ]]
 prefix=${BASH_REMATCH[1]}
 command=${BASH_REMATCH[2]}
 case $prefix in *@*) die "$unit's ExecStart= uses the @ prefix; wrap it by hand" ;; esac
-# gwshim's options from before: this script's drop-in, else a unit wrapped by hand.
-kept=
-if [ -f "$file" ]; then
-  mine=$(exec_starts "$file" | tail -n 1)
-  [[ $mine =~ ^[-@:+!]*(.*)$ ]]
-  if split_gwshim "${BASH_REMATCH[1]}"; then kept=$gw_opts; fi
-fi
 # Already wrapped by hand: keep the command after gwshim's `--` (and its options, if the
 # drop-in gave none).
 if split_gwshim "$command"; then
@@ -280,7 +360,43 @@ else
   [ -z "$kept" ] || line+=" $kept"
   read -ra words <<<"${kept//\"/}"
 fi
-line="$prefix$line -- $command"
+# gwshim when it is there and runs, else the command itself: a gwshim gone (pip uninstall, a
+# venv rebuilt) must not keep the gateway down. sh execs, so the main pid stays the one systemd
+# started. $0 is gwshim; the words up to the first `--` are its options. No quote, backslash or
+# % in it: systemd reads it as one word, only $$ becomes $ (one $ with the : prefix).
+d='$$'
+case $prefix in *:*) d='$' ;; esac
+fallback="if [ -x \"${d}0\" ] && \"${d}0\" --version >/dev/null 2>&1; then exec \"${d}0\" \"${d}@\"; fi; \
+while [ ${d}# -gt 0 ] && [ \"${d}1\" != -- ]; do shift; done; [ ${d}# -gt 0 ] && shift; \
+echo \"${d}{JOURNAL_STREAM:+<4>}gwshim: warning: ${d}0 is missing or does not run: starting the gateway without gwshim\" >&2; \
+exec \"${d}@\""
+line="$prefix/bin/sh -c '$fallback' $line -- $command"
+
+# The journal tag of the unit's lines without gwshim: the name of the program its ExecStart=
+# runs, unless the unit sets SyslogIdentifier= itself.
+first_word() {
+  local c=$1 w
+  if [[ $c == \"* ]]; then w=${c#\"}; w=${w%%\"*}; else w=${c%%[[:space:]]*}; fi
+  printf '%s' "${w##*/}"
+}
+own_ident=$(settings SyslogIdentifier "${files[@]}" | tail -n 1)
+if [ -n "$own_ident" ]; then
+  syslog="# The unit's own SyslogIdentifier=$own_ident tags the gateway's lines and gwshim's."
+else
+  ident=$(first_word "$command")
+  syslog="# The tag the unit's lines had without gwshim (its program's name), so \`journalctl -t $ident\`
+# still finds the gateway's lines; gwshim's own lines carry it too and start \"gwshim:\".
+SyslogIdentifier=$ident"
+fi
+# RuntimeDirectoryPreserve= is the unit's, not gwshim's folder's alone.
+runtime_dirs=$(settings RuntimeDirectory "${files[@]}" | tr '\n' ' ' | sed 's/ *$//')
+if [ -n "$runtime_dirs" ]; then
+  preserve="# RuntimeDirectoryPreserve= applies to every RuntimeDirectory= of the unit: its own ($runtime_dirs)
+# is now kept across restarts and stops too, until reboot."
+else
+  preserve="# RuntimeDirectoryPreserve= applies to every RuntimeDirectory= of the unit (this one has none
+# of its own): one added later is kept across restarts and stops too, until reboot."
+fi
 
 # The template's comments say what these options do (option words only; GWSHIM_* variables
 # in the unit's Environment= are not looked at).
@@ -358,14 +474,16 @@ text=${text//@RESTART_ENV@/"$restart_env"}
 text=${text//@FORCE_STATUSES@/"$force"}
 text=${text//@STOP@/"$stop"}
 text=${text//@LEFTOVERS@/"$leftovers"}
+text=${text//@SYSLOG@/"$syslog"}
+text=${text//@PRESERVE@/"$preserve"}
 
 if [ "$dry_run" = 1 ]; then
   echo "# $file"
   printf '%s\n' "$text"
   exit 0
 fi
-mkdir -p "$dir"
-tmp=$(mktemp "$dir/.gwshim.conf.XXXXXX")
+mkdir -p "$dir" 2>/dev/null || die "cannot make $dir (as $(id -un))"
+tmp=$(mktemp "$dir/.gwshim.conf.XXXXXX" 2>/dev/null) || die "cannot write in $dir (as $(id -un))"
 printf '%s\n' "$text" >"$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$file"
@@ -374,10 +492,11 @@ reload
 if [ "$manager" = 1 ] && [ "$(systemctl "$scope" show -p LoadState --value "$unit")" = loaded ]; then
   now=$(systemctl "$scope" show -p ExecStart --value "$unit")
   case $now in
-    *"argv[]=$gwshim "*) ;;
+    *"argv[]=/bin/sh -c "*" $gwshim "*) ;;
     *) die "wrote $file, but systemd does not run gwshim (another drop-in sets ExecStart= after it?): $now" ;;
   esac
 fi
 echo "wrote $file:"
-echo "  ExecStart=$line"
+echo "  ExecStart=/bin/sh -c '...' $(after_script "$line")"
+echo "  (sh runs gwshim, $gwshim$kept_note; while it is missing, the command alone, with a warning)"
 echo "restart the unit to run it under gwshim: systemctl $scope restart $unit"
