@@ -69,8 +69,10 @@ pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -
         // A restart asked for (SIGUSR1) that killed a child not yet ready for it (the
         // gateway before its handlers are set, during its own restart brake): the restart
         // it asked for, not a failure by signal that systemd would count.
+        // It exits as the child's own planned restart would: 75 where the keep list passes
+        // it (the drop-in's --restart-status 70 would make it a failure for systemd).
         (ChildEnd::Signaled(s), None) if s == RESTART_SIGNAL && reached.contains(s) => (
-            Outcome::Exit(policy.restart_status),
+            Outcome::Exit(planned_restart_status(policy)),
             "restart requested; child died of that signal: planned restart",
         ),
         (ChildEnd::Signaled(s), Some(_)) if s == RESTART_SIGNAL => {
@@ -132,6 +134,15 @@ pub fn planned_restart(end: ChildEnd, outcome: Outcome, policy: &Policy) -> bool
 /// EX_TEMPFAIL: "restart me now", the Hermes gateway's planned-restart status.
 const RESTART_NOW: i32 = 75;
 
+/// What a child's own exit 75 (a planned restart) becomes under `policy`. Pure.
+fn planned_restart_status(policy: &Policy) -> i32 {
+    if policy.keep.contains(&RESTART_NOW) {
+        RESTART_NOW
+    } else {
+        policy.restart_status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +163,10 @@ mod tests {
             keep: vec![3],
             restart_status: 99,
             transparent: false,
+        };
+        let dropin = Policy {
+            restart_status: 70,
+            ..Policy::default()
         };
         let transparent = Policy {
             transparent: true,
@@ -187,6 +202,9 @@ mod tests {
             // a restart asked for that killed the child: the planned restart it asked for
             (Signaled(USR1), None, &[USR1], &default, Exit(75)),
             (Signaled(USR1), None, &[USR1], &custom, Exit(99)),
+            // The drop-in's crash status is 70; the restart asked for stays 75, a success.
+            (Signaled(USR1), None, &[USR1], &dropin, Exit(75)),
+            (Exited(1), None, &[USR1], &dropin, Exit(70)),
             (Signaled(USR1), Some(TERM), &[USR1, TERM], &default, Exit(0)),
             (Signaled(USR1), None, &[], &default, Exit(75)),
             (Signaled(USR1), None, &[USR1], &transparent, Exit(138)),

@@ -686,10 +686,16 @@ fn the_static_builds_child_gets_exactly_gwshims_dispositions_and_mask() {
 // 7. A restart request the child was not ready for.
 
 /// A stand-in with no SIGUSR1 handler (sleep) is killed by the forwarded SIGUSR1: gwshim
-/// exits as the planned restart (75, --restart-status), not by dying of SIGUSR1.
+/// exits as the child's own planned restart (exit 75) would, not by dying of SIGUSR1: 75 also
+/// with the drop-in's `--restart-status 70` (70 is a failure to systemd), the restart status
+/// only where the keep list does not pass 75.
 #[test]
 fn a_child_killed_by_the_restart_signal_is_a_planned_restart() {
-    for (args, want) in [(&[][..], 75), (&["--restart-status", "76"][..], 76)] {
+    for (args, want) in [
+        (&[][..], 75),
+        (&["--restart-status", "70"][..], 75),
+        (&["--restart-status", "76", "--keep-status", "78"][..], 76),
+    ] {
         let dir = TempDir::new("usr1-death");
         let mut run = start_sleeper(&dir, args);
         kill(run.pid, libc::SIGUSR1);
