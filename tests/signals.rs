@@ -508,11 +508,15 @@ fn sigcont_right_after_sigtstp_is_not_lost() {
     set_nonblocking(writer.as_raw_fd(), false);
     drop(writer);
     kill(run.pid, libc::SIGTSTP);
+    // Blocked in a write, and with the SIGTSTP read: the kernel discards a stop signal still
+    // pending when a SIGCONT comes (as for any process), so a SIGCONT sent while gwshim is
+    // still stuck in an earlier log line would cancel the SIGTSTP itself.
     assert!(
-        wait_until(
-            || [Some(libc::SYS_write), Some(libc::SYS_writev)].contains(&syscall_of(run.pid))
-        ),
-        "gwshim did not block in its log write"
+        wait_until(|| {
+            [Some(libc::SYS_write), Some(libc::SYS_writev)].contains(&syscall_of(run.pid))
+                && !pending(run.pid, libc::SIGTSTP)
+        }),
+        "gwshim did not block in its log write after reading SIGTSTP"
     );
     kill(run.pid, libc::SIGCONT);
     // Let gwshim go on: drain its stderr from now on.
@@ -529,7 +533,11 @@ fn sigcont_right_after_sigtstp_is_not_lost() {
         }
         String::from_utf8_lossy(&all).into_owned()
     });
-    record_len(dir.path(), 2, &run);
+    assert!(
+        wait_until(|| record(dir.path()).contains(&libc::SIGCONT)),
+        "SIGCONT never reached the child: {:?}",
+        record(dir.path())
+    );
     kill(run.pid, libc::SIGUSR1);
     let ok = wait_until(|| record(dir.path()).contains(&libc::SIGUSR1));
     let state = stat(run.pid).map(|s| s.0);
@@ -541,9 +549,19 @@ fn sigcont_right_after_sigtstp_is_not_lost() {
         ok,
         "SIGUSR1 never reached the child (gwshim {state:?}); log:\n{log}"
     );
+    // gwshim forwards SIGTSTP, then SIGCONT, back to back: a child that was not scheduled in
+    // between never sees the SIGTSTP (the kernel discards a pending stop signal at a SIGCONT,
+    // as it would for the two sent to it directly), so that one may be missing; the rest not.
+    let got = record(dir.path());
+    let after_stop: Vec<i32> = got
+        .iter()
+        .copied()
+        .skip_while(|&s| s == libc::SIGTSTP)
+        .collect();
+    assert!(got.len() - after_stop.len() <= 1, "{got:?}; log:\n{log}");
     assert_eq!(
-        record(dir.path()),
-        vec![libc::SIGTSTP, libc::SIGCONT, libc::SIGUSR1],
+        after_stop,
+        vec![libc::SIGCONT, libc::SIGUSR1],
         "log:\n{log}"
     );
 }
@@ -559,6 +577,19 @@ fn set_nonblocking(fd: i32, on: bool) {
         };
         libc::fcntl(fd, libc::F_SETFL, flags);
     }
+}
+
+/// Whether `sig` is pending for `pid`, for the process or its thread (/proc/PID/status).
+fn pending(pid: i32, sig: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("ShdPnd:")
+                .or_else(|| l.strip_prefix("SigPnd:"))
+        })
+        .filter_map(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .any(|mask| mask & (1 << (sig - 1)) != 0)
 }
 
 /// The syscall `pid` is blocked in (/proc/PID/syscall), if any.
