@@ -6,7 +6,7 @@
 //! The choices are pure functions; the syscalls are thin ones at the bottom.
 
 use nix::libc;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 /// Where the child goes. Pure.
 ///
@@ -93,27 +93,23 @@ pub fn shares_group(child: i32) -> bool {
 }
 
 fn own_pgrp() -> i32 {
-    // SAFETY: getpgrp takes nothing and cannot fail.
-    unsafe { libc::getpgrp() }
+    nix::unistd::getpgrp().as_raw()
 }
 
 /// Whether gwshim leads its session (then a terminal's hangup is sent to it alone).
 pub fn session_leader() -> bool {
-    // SAFETY: getsid(0) and getpid take plain integers.
-    unsafe { libc::getsid(0) == libc::getpid() }
+    nix::unistd::getsid(None).is_ok_and(|sid| sid == nix::unistd::getpid())
 }
 
 /// gwshim's controlling terminal, opened (close-on-exec, never acquiring one), if it has one.
 pub fn controlling() -> Option<OwnedFd> {
-    // SAFETY: open takes a NUL-terminated constant path; the fd it returns is ours alone.
-    let fd = unsafe {
-        libc::open(
-            c"/dev/tty".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    // SAFETY: a fresh fd owned by nobody else.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        "/dev/tty",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
 }
 
 /// Whether gwshim's process group is the terminal's foreground group.
