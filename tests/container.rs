@@ -6,6 +6,7 @@
 mod common;
 mod skip;
 
+use common::{pid_namespaces_unavailable, recompress};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs;
@@ -51,22 +52,6 @@ fn scratch(test: &str) -> Scratch {
 }
 
 use skip::skip;
-
-/// None when PID namespaces can be used here, else why not.
-fn pid_namespaces_unavailable() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root: unshare --pid needs it".into());
-    }
-    match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("unshare --pid --fork --mount-proc true: {s}")),
-        Err(e) => Some(format!("no unshare: {e}")),
-    }
-}
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -848,21 +833,4 @@ fn dockerfile_gwshim_stage_checks_the_release_archive() {
 
     let (_tampered, _, results) = run_stage(true);
     assert_eq!(results, [false], "the sum check fails the stage's RUN");
-}
-
-/// Changes an archive without breaking it: the same tar, compressed again at another level. It
-/// still unpacks to the same files, so only the SHA256SUMS check can tell.
-fn recompress(archive: &Path) {
-    let tmp = archive.with_extension("new");
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "gzip -dc \"$1\" | gzip -1 >\"$2\" && mv \"$2\" \"$1\"",
-            "sh",
-        ])
-        .arg(archive)
-        .arg(&tmp)
-        .status()
-        .expect("sh");
-    assert!(status.success(), "recompressing {}", archive.display());
 }

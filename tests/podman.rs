@@ -19,6 +19,7 @@ mod common;
 mod sandbox;
 mod skip;
 
+use common::recompress;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sandbox::{flock_within, run_bounded};
@@ -1246,21 +1247,4 @@ fn kubernetes_manifest_runs_and_stops_on_sigterm() {
     );
     drop(kube);
     assert!(!pm(&["volume", "exists", &claim]).status.success());
-}
-
-/// Changes an archive without breaking it: the same tar, compressed again at another level. It
-/// still unpacks to the same files, so only the SHA256SUMS check can tell.
-fn recompress(archive: &Path) {
-    let tmp = archive.with_extension("new");
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "gzip -dc \"$1\" | gzip -1 >\"$2\" && mv \"$2\" \"$1\"",
-            "sh",
-        ])
-        .arg(archive)
-        .arg(&tmp)
-        .status()
-        .expect("sh");
-    assert!(status.success(), "recompressing {}", archive.display());
 }

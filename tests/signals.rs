@@ -164,22 +164,6 @@ fn a_child_killed_by_a_realtime_signal_it_sent_itself_is_a_restart() {
     }
 }
 
-/// None when PID namespaces can be used here, else why not.
-fn pid_namespaces_unavailable() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root: unshare --pid needs it".into());
-    }
-    match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("unshare --pid --fork --mount-proc true: {s}")),
-        Err(e) => Some(format!("no unshare: {e}")),
-    }
-}
-
 /// gwshim ARGS -- sleep 30 as pid 1 of a new PID namespace; returns unshare and gwshim's
 /// pid as seen from here.
 fn start_pid1(dir: &TempDir, args: &[&str]) -> (Running, i32) {

@@ -419,3 +419,36 @@ pub fn release_dist() -> &'static Path {
         dist
     })
 }
+
+/// None when PID namespaces can be used here, else why not.
+pub fn pid_namespaces_unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root: unshare --pid needs it".into());
+    }
+    match Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("unshare --pid --fork --mount-proc true: {s}")),
+        Err(e) => Some(format!("no unshare: {e}")),
+    }
+}
+
+/// Changes an archive without breaking it: the same tar, compressed again at another level. It
+/// still unpacks to the same files, so only the SHA256SUMS check can tell.
+pub fn recompress(archive: &Path) {
+    let tmp = archive.with_extension("new");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "gzip -dc \"$1\" | gzip -1 >\"$2\" && mv \"$2\" \"$1\"",
+            "sh",
+        ])
+        .arg(archive)
+        .arg(&tmp)
+        .status()
+        .expect("sh");
+    assert!(status.success(), "recompressing {}", archive.display());
+}
