@@ -1220,8 +1220,12 @@ fn kubernetes_manifest_runs_and_stops_on_sigterm() {
     pm_ok(&["pod", "stop", "-t", &grace_period.to_string(), pod]);
     let took = t0.elapsed();
     let code: Option<i32> = inspect(&ctr, "{{.State.ExitCode}}").parse().ok();
+    // The whole log of the stopped container: the `-f` stream may not have delivered gwshim's
+    // last lines (the leftovers' SIGKILL, its exit) yet when `pod stop` returns.
+    let logs = pm(&["logs", &ctr]);
+    let log = text(&logs.stdout) + &text(&logs.stderr);
+    drop(follow);
     pm_ok(&["kube", "down", &file_s]);
-    let log = follow.text();
     eprintln!("--- kube log ---\n{log}\n--- pod stop took {took:.1?}, exit {code:?}");
     assert_eq!(code, Some(0), "{log}");
     assert!(
