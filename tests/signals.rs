@@ -17,7 +17,6 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
-const PTY_SIGNALS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/pty_signals.py");
 
 /// A Python child that counts the deliveries of one signal with a Python handler (one line
 /// per call in DIR/count) and writes "PID PPID PGID" to DIR/ready.
@@ -350,13 +349,13 @@ fn group_signal_reaches_every_process_of_the_childs_group() {
 // ---------------------------------------------------------------------------------------
 // 4. Terminal cases, in a real pty.
 
-fn pty_signals(py: &str, args: &[&str]) -> (ExitStatus, String, String) {
+fn pty_driver(py: &str, args: &[&str]) -> (ExitStatus, String, String) {
     let out = Command::new(py)
-        .arg(PTY_SIGNALS)
+        .arg(PTY_DRIVER)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("running pty_signals.py");
+        .expect("running pty_driver.py");
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -370,7 +369,7 @@ fn pty_signals(py: &str, args: &[&str]) -> (ExitStatus, String, String) {
 fn terminal_ctrl_c_reaches_a_child_in_its_own_session() {
     let py = need_python!();
     let dir = TempDir::new("pty-setsid");
-    let (status, out, err) = pty_signals(py, &["setsid-ctrl-c", GWSHIM, CHILD_PY, dir.str()]);
+    let (status, out, err) = pty_driver(py, &["setsid-ctrl-c", GWSHIM, CHILD_PY, dir.str()]);
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(out, "exited 0", "{err}");
     assert_eq!(record(dir.path()), vec![libc::SIGINT], "{err}");
@@ -382,7 +381,7 @@ fn terminal_ctrl_c_reaches_a_child_in_its_own_session() {
 fn terminal_hangup_to_the_session_leader_reaches_the_child() {
     let py = need_python!();
     let dir = TempDir::new("pty-hangup");
-    let (status, out, err) = pty_signals(py, &["hangup", GWSHIM, CHILD_PY, dir.str()]);
+    let (status, out, err) = pty_driver(py, &["hangup", GWSHIM, CHILD_PY, dir.str()]);
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(out, "exited 0", "the child exits 0 on SIGHUP: {err}");
     let got = record(dir.path());
@@ -399,7 +398,7 @@ fn terminal_hangup_to_the_session_leader_reaches_the_child() {
 fn terminal_with_group_hands_the_terminal_to_the_child() {
     let py = need_python!();
     let dir = TempDir::new("pty-group");
-    let (status, out, err) = pty_signals(py, &["group-stty", GWSHIM, dir.str()]);
+    let (status, out, err) = pty_driver(py, &["group-stty", GWSHIM, dir.str()]);
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(out, "exited 0", "{err}");
 }
@@ -410,7 +409,7 @@ fn terminal_with_group_hands_the_terminal_to_the_child() {
 fn terminal_with_group_ctrl_c_is_a_stop() {
     let py = need_python!();
     let dir = TempDir::new("pty-group-int");
-    let (status, out, err) = pty_signals(py, &["group-ctrl-c", GWSHIM, dir.str()]);
+    let (status, out, err) = pty_driver(py, &["group-ctrl-c", GWSHIM, dir.str()]);
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(out, format!("signaled {}", libc::SIGINT), "{err}");
 }
@@ -422,7 +421,7 @@ fn terminal_with_group_ctrl_c_is_a_stop() {
 fn terminal_with_group_ctrl_z_and_fg() {
     let py = need_python!();
     let dir = TempDir::new("pty-group-tstp");
-    let (status, out, err) = pty_signals(py, &["group-ctrl-z", GWSHIM, CHILD_PY, dir.str()]);
+    let (status, out, err) = pty_driver(py, &["group-ctrl-z", GWSHIM, CHILD_PY, dir.str()]);
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(out, "ok", "{err}");
 }
