@@ -195,23 +195,11 @@ pub fn is_planned_restart(ended: &crate::supervisor::Ended, status: i32) -> bool
 }
 
 /// What to do before an exit that systemd will answer with a new start. `planned` is a
-/// restart the user asked for (SIGUSR1): it waits only for the start limit.
+/// restart the user asked for (SIGUSR1): it waits only for the start limit. `gateway` is the
+/// Hermes gateway's starts log, where the child is the gateway: it sleeps at its next start by
+/// its own rule, and that sleep counts toward gwshim's backoff, so the gateway is down for the
+/// longer of the two brakes, not their sum. The start limit is never shortened. Pure.
 pub fn plan(
-    h: &History,
-    now: u64,
-    uptime: Duration,
-    planned: bool,
-    s: &Settings,
-    b: &Backoff,
-) -> Plan {
-    plan_with(h, now, uptime, planned, s, b, None)
-}
-
-/// `plan`, with the Hermes gateway's own restart brake (its starts log) where the child is
-/// the gateway: the gateway sleeps at its next start by its own rule, and that sleep counts
-/// toward gwshim's backoff, so the gateway is down for the longer of the two brakes, not
-/// their sum. The start limit is never shortened. Pure.
-pub fn plan_with(
     h: &History,
     now: u64,
     uptime: Duration,
@@ -816,7 +804,7 @@ impl Pacer {
         let slept = log
             .as_ref()
             .map_or(Duration::ZERO, |l| l.slept_since(self.started_wall));
-        let p = plan_with(
+        let p = plan(
             &history,
             now_ms(),
             uptime.saturating_sub(slept),
@@ -1129,7 +1117,7 @@ mod tests {
             ),
         ];
         for (before, gateway, wait, brake) in table {
-            let p = plan_with(&h(before), 1000, ms(100), false, &s, &b, gateway.as_ref());
+            let p = plan(&h(before), 1000, ms(100), false, &s, &b, gateway.as_ref());
             assert_eq!((p.wait, p.brake), (wait, brake), "{before} {gateway:?}");
             // Down for the longer of the two brakes alone, never their sum.
             let alone_gwshim = backoff_delay(before + 1, &b);
@@ -1148,7 +1136,7 @@ mod tests {
             starts: vec![0, 100, 200],
             ..h(4)
         };
-        let p = plan_with(
+        let p = plan(
             &starts,
             1000,
             ms(100),
@@ -1162,7 +1150,7 @@ mod tests {
             (ms(33_000 - 1_500), Some(Cause::StartLimit))
         );
         // A planned restart waits for nothing but the limit; the sleep is still told.
-        let p = plan_with(&h(4), 1000, ms(100), true, &s, &b, Some(&log(&five)));
+        let p = plan(&h(4), 1000, ms(100), true, &s, &b, Some(&log(&five)));
         assert_eq!((p.wait, p.brake), (ms(0), ms(10_000)));
     }
 
@@ -1204,7 +1192,7 @@ mod tests {
             (3, secs(60), true, Duration::ZERO, 0),
         ];
         for (failures, uptime, planned, wait, after) in table {
-            let p = plan(&h(failures), 1000, uptime, planned, &s, &b);
+            let p = plan(&h(failures), 1000, uptime, planned, &s, &b, None);
             assert_eq!(
                 (p.wait, p.fast_failures),
                 (wait, after),
@@ -1213,7 +1201,7 @@ mod tests {
         }
         // The start limit wins when it asks for longer.
         let limited = settings(1, 60, 100);
-        let p = plan(&h(0), 1000, secs(1), false, &limited, &b);
+        let p = plan(&h(0), 1000, secs(1), false, &limited, &b, None);
         assert_eq!(p.cause, Some(Cause::StartLimit));
         assert_eq!(p.wait, Duration::from_millis(60_000 + 5_000 - 1_100));
     }
@@ -1247,7 +1235,15 @@ mod tests {
             (unit(3, Some(5000), 1, Some(1077)), 9, ms(0), None),
         ];
         for (s, before, wait, cause) in table {
-            let p = plan(&h(before), 1000, Duration::from_secs(1), false, &s, &b);
+            let p = plan(
+                &h(before),
+                1000,
+                Duration::from_secs(1),
+                false,
+                &s,
+                &b,
+                None,
+            );
             assert_eq!((p.wait, p.cause), (wait, cause), "{s:?}");
             assert_eq!(p.fast_failures, before + 1, "still counted");
         }
@@ -1261,7 +1257,15 @@ mod tests {
             starts: vec![0, 100, 200],
             ..h(2)
         };
-        let p = plan(&starts, 1000, Duration::from_secs(1), false, &limited, &b);
+        let p = plan(
+            &starts,
+            1000,
+            Duration::from_secs(1),
+            false,
+            &limited,
+            &b,
+            None,
+        );
         assert_eq!(
             (p.wait, p.cause),
             (ms(33_000 - 6_000), Some(Cause::StartLimit))
