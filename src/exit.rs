@@ -2,19 +2,41 @@
 //!
 //! A pure function over plain data, so the whole table in the README is tested here.
 
+use crate::reap::Termination;
 use crate::signals::{self, Set};
 use std::fmt;
 
-/// How the main child ended, as waitpid reported it.
+/// One run of the main child as gwshim saw it: how it ended, and which signals reached it.
+/// The decision's input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildEnd {
-    Exited(i32),
-    Signaled(i32),
+pub struct Run {
+    pub end: Termination,
+    /// The last stop signal that reached the child (forwarded by gwshim, or sent to the
+    /// whole group by the terminal), if any.
+    pub stop: Option<i32>,
+    /// Every signal that reached the child (after rewrites).
+    pub reached: Set,
 }
 
-/// What gwshim does at the end.
+impl Run {
+    /// A run no signal reached (a command that could not be executed, say).
+    pub fn unsignalled(end: Termination) -> Run {
+        Run {
+            end,
+            stop: None,
+            reached: Set::default(),
+        }
+    }
+
+    /// SIGUSR1 reached the child: a restart was asked for (the gateway then exits 75).
+    pub fn restart_requested(&self) -> bool {
+        self.reached.contains(RESTART_SIGNAL)
+    }
+}
+
+/// What gwshim does last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Action {
     Exit(i32),
     /// Die of this signal, so the parent sees the same clean signal death as the child's.
     Die(i32),
@@ -31,20 +53,50 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            keep: vec![75, 78],
-            restart_status: 75,
+            keep: DEFAULT_KEEP.to_vec(),
+            restart_status: DEFAULT_RESTART_STATUS,
             transparent: false,
         }
     }
 }
 
+/// The statuses passed on as they are unless `--keep-status` says otherwise: the gateway's
+/// planned restart (75) and its fatal configuration error (78, never restarted).
+pub const DEFAULT_KEEP: [i32; 2] = [75, 78];
+
+/// What a failure becomes unless `--restart-status` says otherwise: EX_TEMPFAIL.
+pub const DEFAULT_RESTART_STATUS: i32 = 75;
+
+/// The exit decision: what gwshim does last, and why, in words for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
-    pub outcome: Outcome,
+    pub action: Action,
     pub reason: &'static str,
-    /// Anything but exit 0 or a death by the stop signal asked for: worth a warning, so
-    /// even a quiet (-q) log says why gwshim ended so.
-    pub failure: bool,
+    /// Anything but exit 0, a death by the stop signal asked for or a planned restart:
+    /// logged as a warning, so even a quiet (-q) log says why gwshim ended so.
+    pub warn: bool,
+}
+
+impl Decision {
+    pub fn log_level(&self) -> log::Level {
+        if self.warn {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        }
+    }
+}
+
+/// "exiting 75 (failure: restart status)", "dying of SIGHUP (child died of a signal gwshim
+/// passed on)": the end of gwshim's last log line.
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.action {
+            Action::Exit(n) => write!(f, "exiting {n}")?,
+            Action::Die(s) => write!(f, "dying of {}", signals::name(s))?,
+        }
+        write!(f, " ({})", self.reason)
+    }
 }
 
 /// The signals that ask the child to stop for good, unless `--stop-signal` says otherwise.
@@ -55,79 +107,71 @@ pub const DEFAULT_STOP_SIGNALS: [i32; 3] =
 /// The signal that asks for a restart (the gateway drains and exits 75 on it).
 pub const RESTART_SIGNAL: i32 = nix::libc::SIGUSR1;
 
-/// `stop` is the last stop signal that reached the child (forwarded by gwshim, or sent to
-/// the whole group by the terminal), if any; `reached` every signal that reached it so.
-pub fn decide(end: ChildEnd, stop: Option<i32>, reached: Set, policy: &Policy) -> Decision {
-    let (outcome, reason) = match (end, stop) {
-        (ChildEnd::Exited(n), _) if policy.transparent => (Outcome::Exit(n), "transparent"),
-        (ChildEnd::Signaled(s), _) if policy.transparent => {
-            (Outcome::Exit(128 + s), "transparent: 128 + signal")
+/// What gwshim does once the child's `run` has ended, under `policy`. Pure.
+pub fn decide(run: &Run, policy: &Policy) -> Decision {
+    let Run { end, stop, reached } = *run;
+    let (action, reason) = match (end, stop) {
+        (Termination::Exited(n), _) if policy.transparent => (Action::Exit(n), "transparent"),
+        (Termination::Signaled(s), _) if policy.transparent => {
+            (Action::Exit(128 + s), "transparent: 128 + signal")
         }
-        (ChildEnd::Signaled(s), Some(stop)) if s == stop => {
-            (Outcome::Die(s), "stop requested; child died of that signal")
+        (Termination::Signaled(s), Some(stop)) if s == stop => {
+            (Action::Die(s), "stop requested; child died of that signal")
         }
         // A restart asked for (SIGUSR1) that killed a child not yet ready for it (the
         // gateway before its handlers are set, during its own restart brake): the restart
         // it asked for, not a failure by signal that systemd would count.
         // It exits as the child's own planned restart would: 75 where the keep list passes
         // it (the drop-in's --restart-status 70 would make it a failure for systemd).
-        (ChildEnd::Signaled(s), None) if s == RESTART_SIGNAL && reached.contains(s) => (
-            Outcome::Exit(planned_restart_status(policy)),
+        (Termination::Signaled(s), None) if s == RESTART_SIGNAL && reached.contains(s) => (
+            Action::Exit(planned_restart_status(policy)),
             "restart requested; child died of that signal: planned restart",
         ),
-        (ChildEnd::Signaled(s), Some(_)) if s == RESTART_SIGNAL => {
-            (Outcome::Exit(0), "stop requested")
+        (Termination::Signaled(s), Some(_)) if s == RESTART_SIGNAL => {
+            (Action::Exit(0), "stop requested")
         }
         // As the command run alone would have: a hangup, or a signal it does not handle.
-        (ChildEnd::Signaled(s), _) if reached.contains(s) => {
-            (Outcome::Die(s), "child died of a signal gwshim passed on")
+        (Termination::Signaled(s), _) if reached.contains(s) => {
+            (Action::Die(s), "child died of a signal gwshim passed on")
         }
-        (_, Some(_)) => (Outcome::Exit(0), "stop requested"),
-        (ChildEnd::Exited(0), None) => (Outcome::Exit(0), "clean exit"),
-        (ChildEnd::Exited(n), None) if policy.keep.contains(&n) => {
-            (Outcome::Exit(n), "status in the keep list")
+        (_, Some(_)) => (Action::Exit(0), "stop requested"),
+        (Termination::Exited(0), None) => (Action::Exit(0), "clean exit"),
+        (Termination::Exited(n), None) if policy.keep.contains(&n) => {
+            (Action::Exit(n), "status in the keep list")
         }
-        (ChildEnd::Exited(_), None) => (
-            Outcome::Exit(policy.restart_status),
+        (Termination::Exited(_), None) => (
+            Action::Exit(policy.restart_status),
             "failure: restart status",
         ),
-        (ChildEnd::Signaled(_), None) => (
-            Outcome::Exit(policy.restart_status),
+        (Termination::Signaled(_), None) => (
+            Action::Exit(policy.restart_status),
             "killed by a signal nobody asked for: restart status",
         ),
     };
-    let planned_restart = matches!(end, ChildEnd::Signaled(s) if s == RESTART_SIGNAL)
+    let killed_by_restart = matches!(end, Termination::Signaled(s) if s == RESTART_SIGNAL)
         && stop.is_none()
         && reached.contains(RESTART_SIGNAL)
         && !policy.transparent;
-    let failure = match outcome {
-        Outcome::Exit(_) if planned_restart => false,
-        Outcome::Exit(n) => n != 0,
-        Outcome::Die(s) => stop != Some(s),
+    let failure = match action {
+        Action::Exit(_) if killed_by_restart => false,
+        Action::Exit(n) => n != 0,
+        Action::Die(s) => stop != Some(s),
     };
     Decision {
-        outcome,
+        action,
         reason,
-        failure,
-    }
-}
-
-/// "exited 1", "was killed by SIGTERM": how log lines tell a child's end.
-impl fmt::Display for ChildEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ChildEnd::Exited(n) => write!(f, "exited {n}"),
-            ChildEnd::Signaled(s) => write!(f, "was killed by {}", signals::name(s)),
-        }
+        // A planned restart is logged, but no warning: `-q` and `journalctl -p warning`
+        // stay quiet.
+        warn: failure && !planned_restart(end, action, policy),
     }
 }
 
 /// Whether the child asked for a restart (its own exit 75, EX_TEMPFAIL: the gateway's planned
 /// restart after SIGUSR1, `systemctl reload` or /restart) and gwshim passes it on as 75: no
-/// failure to warn about, though systemd restarts on it. Logged at info level.
-pub fn planned_restart(end: ChildEnd, outcome: Outcome, policy: &Policy) -> bool {
-    end == ChildEnd::Exited(RESTART_NOW)
-        && outcome == Outcome::Exit(RESTART_NOW)
+/// failure to warn about, though systemd restarts on it. Pure.
+fn planned_restart(end: Termination, action: Action, policy: &Policy) -> bool {
+    end == Termination::Exited(RESTART_NOW)
+        && action == Action::Exit(RESTART_NOW)
         && (policy.transparent || policy.keep.contains(&RESTART_NOW))
 }
 
@@ -146,8 +190,8 @@ fn planned_restart_status(policy: &Policy) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ChildEnd::*;
-    use Outcome::*;
+    use Action::*;
+    use Termination::*;
 
     const HUP: i32 = 1;
     const INT: i32 = 2;
@@ -173,7 +217,7 @@ mod tests {
             ..Policy::default()
         };
         // (how the child ended, the stop signal, the signals that reached it, policy)
-        type Row<'a> = (ChildEnd, Option<i32>, &'a [i32], &'a Policy, Outcome);
+        type Row<'a> = (Termination, Option<i32>, &'a [i32], &'a Policy, Action);
         let table: &[Row] = &[
             (Exited(0), None, &[], &default, Exit(0)),
             (Exited(75), None, &[], &default, Exit(75)),
@@ -228,8 +272,13 @@ mod tests {
             (Exited(1), Some(TERM), &[TERM], &transparent, Exit(1)),
         ];
         for &(end, stop, reached, policy, want) in table {
+            let run = Run {
+                end,
+                stop,
+                reached: Set::of(reached),
+            };
             assert_eq!(
-                decide(end, stop, Set::of(reached), policy).outcome,
+                decide(&run, policy).action,
                 want,
                 "{end:?} stop={stop:?} reached={reached:?} {policy:?}"
             );
@@ -237,17 +286,53 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_what_is_not_zero_or_the_stop_asked_for() {
+    fn warnings_are_what_is_not_zero_the_stop_asked_for_or_a_planned_restart() {
         let p = Policy::default();
-        let failure = |end, stop, reached: &[i32]| decide(end, stop, Set::of(reached), &p).failure;
-        assert!(!failure(Exited(0), None, &[]));
-        assert!(!failure(Exited(1), Some(TERM), &[TERM]));
-        assert!(!failure(Signaled(TERM), Some(TERM), &[TERM]));
-        assert!(failure(Exited(1), None, &[]));
-        assert!(failure(Exited(75), None, &[]));
-        assert!(failure(Signaled(HUP), None, &[HUP]));
-        assert!(!failure(Signaled(USR1), None, &[USR1]), "a planned restart");
-        assert!(failure(Signaled(USR1), None, &[]), "nobody asked");
+        let warn = |end, stop, reached: &[i32]| {
+            let run = Run {
+                end,
+                stop,
+                reached: Set::of(reached),
+            };
+            decide(&run, &p).warn
+        };
+        assert!(!warn(Exited(0), None, &[]));
+        assert!(!warn(Exited(1), Some(TERM), &[TERM]));
+        assert!(!warn(Signaled(TERM), Some(TERM), &[TERM]));
+        assert!(warn(Exited(1), None, &[]));
+        assert!(
+            !warn(Exited(75), None, &[]),
+            "the child's own planned restart"
+        );
+        assert!(warn(Signaled(HUP), None, &[HUP]));
+        assert!(!warn(Signaled(USR1), None, &[USR1]), "a planned restart");
+        assert!(warn(Signaled(USR1), None, &[]), "nobody asked");
+        let keep_none = Policy {
+            keep: vec![],
+            ..Policy::default()
+        };
+        let run = Run::unsignalled(Exited(75));
+        assert!(decide(&run, &keep_none).warn, "75 not kept: a failure");
+    }
+
+    #[test]
+    fn the_decision_says_what_and_why() {
+        let p = Policy::default();
+        let d = decide(&Run::unsignalled(Exited(1)), &p);
+        assert_eq!(d.to_string(), "exiting 75 (failure: restart status)");
+        assert_eq!(d.log_level(), log::Level::Warn);
+        let run = Run {
+            end: Signaled(HUP),
+            stop: None,
+            reached: Set::of(&[HUP]),
+        };
+        assert_eq!(
+            decide(&run, &p).to_string(),
+            "dying of SIGHUP (child died of a signal gwshim passed on)"
+        );
+        let d = decide(&Run::unsignalled(Exited(0)), &p);
+        assert_eq!(d.to_string(), "exiting 0 (clean exit)");
+        assert_eq!(d.log_level(), log::Level::Info);
     }
 
     #[test]
@@ -262,7 +347,7 @@ mod tests {
             keep: vec![],
             ..Policy::default()
         };
-        let table: &[(ChildEnd, Outcome, &Policy, bool)] = &[
+        let table: &[(Termination, Action, &Policy, bool)] = &[
             (Exited(75), Exit(75), &default, true),
             (Exited(75), Exit(75), &transparent, true),
             // 75 is gwshim's restart status for a failure: not asked for by the child
@@ -279,11 +364,5 @@ mod tests {
                 "{end:?} {outcome:?} {policy:?}"
             );
         }
-    }
-
-    #[test]
-    fn tells_how_a_child_ended() {
-        assert_eq!(Exited(1).to_string(), "exited 1");
-        assert_eq!(Signaled(TERM).to_string(), "was killed by SIGTERM");
     }
 }

@@ -1,10 +1,9 @@
 //! gwshim: a supervisor shim that runs one service as its child. This file only wires the
 //! modules together; each one holds one responsibility.
 
-use gwshim::exit::Outcome;
-use gwshim::hermes;
+use gwshim::exit::{Action, Run};
 use gwshim::{
-    child, cli, exit, guard, leftovers, logging, notify, pacing, pidfile, reap, signals,
+    child, cli, exit, guard, hermes, leftovers, logging, notify, pacing, pidfile, reap, signals,
     supervisor, terminal, workdir,
 };
 use log::{error, warn};
@@ -72,6 +71,22 @@ fn main() {
         (None, false) if pacer.is_some() => notify::Notifier::from_env("child"),
         _ => None,
     };
+    // The status to exit with after the pacing wait, if there is one: 0 if a stop ended it.
+    let paced = |status: i32, run: &Run, uptime: std::time::Duration, main| match &pacer {
+        Some(p) => {
+            let keeper = keeper.as_ref().or(notifier.as_ref());
+            p.before_exit(
+                status,
+                run,
+                uptime,
+                &signals,
+                main,
+                notifier.as_ref(),
+                keeper,
+            )
+        }
+        None => status,
+    };
     let mut env_overrides = Vec::new();
     if let Some(relay) = &relay {
         env_overrides.push(("NOTIFY_SOCKET".into(), Some(relay.address())));
@@ -135,23 +150,14 @@ fn main() {
             drop(relay); // removes its socket; exit() runs no destructors
             // A command that cannot be executed (a venv being rebuilt) is a fast failure
             // like any other: paced, so the unit stays up until the command is back.
-            let ended = supervisor::Ended {
-                end: exit::ChildEnd::Exited(failure.status),
-                stop: None,
-                reached: signals::Set::default(),
-                restart_requested: false,
-            };
+            let run = Run::unsignalled(reap::Termination::Exited(failure.status));
             let no_child = nix::unistd::Pid::from_raw(0);
-            exit_paced(
+            exit_with(paced(
                 failure.status,
-                &ended,
+                &run,
                 std::time::Duration::ZERO,
-                &signals,
                 no_child,
-                pacer.as_ref(),
-                notifier.as_ref(),
-                keeper.as_ref(),
-            );
+            ));
         }
     };
 
@@ -164,14 +170,9 @@ fn main() {
         stop_signals: config.stop_signals,
         hand_terminal,
     };
-    let ended = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
+    let run = supervisor::supervise(&signals, pid, &opts).unwrap_or_else(|e| {
         error!("{e}; no longer forwarding signals, waiting for pid {pid}");
-        supervisor::Ended {
-            end: reap::wait_for(pid),
-            stop: None,
-            reached: signals::Set::default(),
-            restart_requested: false,
-        }
+        Run::unsignalled(reap::wait_for(pid))
     });
     guard::forget();
     let uptime = started.elapsed();
@@ -194,69 +195,16 @@ fn main() {
     // next start (after the leftovers, which may hold an inherited lock).
     pidfile::clean(&pidfiles, own_pid);
 
-    let decision = exit::decide(ended.end, ended.stop, ended.reached, &config.policy);
-    let what = match decision.outcome {
-        Outcome::Exit(n) => format!("exiting {n}"),
-        Outcome::Die(s) => format!("dying of {}", signals::name(s)),
-    };
-    // A planned restart is logged, but no warning: `-q` and `journalctl -p warning` stay quiet.
-    let planned = exit::planned_restart(ended.end, decision.outcome, &config.policy);
-    let level = if decision.failure && !planned {
-        log::Level::Warn
-    } else {
-        log::Level::Info
-    };
+    let decision = exit::decide(&run, &config.policy);
     log::log!(
-        level,
-        "child pid {pid} {}; {what} ({})",
-        ended.end,
-        decision.reason
+        decision.log_level(),
+        "child pid {pid} {}; {decision}",
+        run.end
     );
-    match decision.outcome {
-        Outcome::Exit(n) => exit_paced(
-            n,
-            &ended,
-            uptime,
-            &signals,
-            pid,
-            pacer.as_ref(),
-            notifier.as_ref(),
-            keeper.as_ref(),
-        ),
-        Outcome::Die(s) => signals::die_of(s),
+    match decision.action {
+        Action::Exit(n) => exit_with(paced(n, &run, uptime, pid)),
+        Action::Die(s) => signals::die_of(s),
     }
-}
-
-/// Exits with `status`, after the pacing wait if there is one; 0 if a stop ends the wait.
-/// `keeper` is gwshim's own notifier when the relay is off; else `notifier` holds the timers.
-#[allow(clippy::too_many_arguments)]
-fn exit_paced(
-    status: i32,
-    ended: &supervisor::Ended,
-    uptime: std::time::Duration,
-    signals: &signals::Signals,
-    main: nix::unistd::Pid,
-    pacer: Option<&pacing::Pacer>,
-    notifier: Option<&notify::Notifier>,
-    keeper: Option<&notify::Notifier>,
-) -> ! {
-    if let Some(pacer) = pacer
-        && let pacing::WaitEnd::Stopped = pacer.before_exit(
-            status,
-            ended,
-            uptime,
-            signals,
-            main,
-            notifier,
-            keeper.or(notifier),
-        )
-    {
-        if let Some(n) = notifier {
-            n.stopping("stopping: asked to during the restart wait");
-        }
-        exit_with(0);
-    }
-    exit_with(status);
 }
 
 /// Writes a message before logging is set up. Unlike print! it never panics: a closed

@@ -4,8 +4,9 @@
 //!
 //! The start history lives in a small state file that outlives the unit's restarts.
 
-use crate::exit::ChildEnd;
+use crate::exit::Run;
 use crate::logging::count;
+use crate::reap::Termination;
 use crate::signals::{self, Signals};
 use crate::unit::Settings;
 use crate::{reap, timespan};
@@ -189,9 +190,9 @@ pub struct Plan {
 /// A restart someone asked for: SIGUSR1 reached the child, or the child itself exited 75 and
 /// gwshim passes that on (the gateway's planned restart after `/restart`, `/update`, or a
 /// SIGUSR1 that `hermes gateway restart` sent it directly). A crash rewritten to 75 is not. Pure.
-pub fn is_planned_restart(ended: &crate::supervisor::Ended, status: i32) -> bool {
+pub fn is_planned_restart(run: &Run, status: i32) -> bool {
     const PLANNED: i32 = 75;
-    ended.restart_requested || (status == PLANNED && ended.end == ChildEnd::Exited(PLANNED))
+    run.restart_requested() || (status == PLANNED && run.end == Termination::Exited(PLANNED))
 }
 
 /// What to do before an exit that systemd will answer with a new start. `planned` is a
@@ -531,18 +532,17 @@ pub fn hold_message(wait: Duration, watchdog: bool) -> String {
     m
 }
 
-/// How a pacing wait ended.
-pub enum WaitEnd {
-    Elapsed,
-    Stopped,
-}
-
-/// Waits `wait`, reaping orphans; a stop signal ends the wait at once.
-pub fn wait(signals: &Signals, wait: Duration, main: Pid, stop: crate::signals::Set) -> WaitEnd {
+/// Waits `wait`, reaping orphans; a stop signal ends the wait at once and is returned.
+pub fn wait(
+    signals: &Signals,
+    wait: Duration,
+    main: Pid,
+    stop: crate::signals::Set,
+) -> Option<i32> {
     let deadline = timespan::deadline(wait);
     loop {
         match signals.wait(deadline) {
-            Ok(None) => return WaitEnd::Elapsed,
+            Ok(None) => return None,
             Ok(Some(d)) if d.signo == nix::libc::SIGCHLD => {
                 reap::reap_ended(main);
             }
@@ -551,7 +551,7 @@ pub fn wait(signals: &Signals, wait: Duration, main: Pid, stop: crate::signals::
                     "{} during the restart wait: stopping now",
                     signals::name(d.signo)
                 );
-                return WaitEnd::Stopped;
+                return Some(d.signo);
             }
             Ok(Some(d)) => info!(
                 "{} during the restart wait: no child to forward it to; ignored",
@@ -559,7 +559,7 @@ pub fn wait(signals: &Signals, wait: Duration, main: Pid, stop: crate::signals::
             ),
             Err(e) => {
                 warn!("{e}; ending the restart wait");
-                return WaitEnd::Elapsed;
+                return None;
             }
         }
     }
@@ -773,24 +773,25 @@ impl Pacer {
     }
 
     /// Before exiting with `status`: waits as the plan says, if systemd will start the unit
-    /// again. Never after a requested stop. `notifier` gets the STATUS= line, `keeper` the
+    /// again. Never after a requested stop. Returns the status to exit with: `status`, or 0
+    /// when a stop signal ended the wait. `notifier` gets the STATUS= line, `keeper` the
     /// message that holds systemd's timers off during the wait (`hold_message`): the same
     /// notifier, or with the relay off gwshim's own one for that message alone.
     #[allow(clippy::too_many_arguments)]
     pub fn before_exit(
         &self,
         status: i32,
-        ended: &crate::supervisor::Ended,
+        run: &Run,
         uptime: Duration,
         signals: &Signals,
         main: Pid,
         notifier: Option<&crate::notify::Notifier>,
         keeper: Option<&crate::notify::Notifier>,
-    ) -> WaitEnd {
-        if ended.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
-            return WaitEnd::Elapsed;
+    ) -> i32 {
+        if run.stop.is_some() || !crate::unit::will_restart(status, &self.settings) {
+            return status;
         }
-        let planned = is_planned_restart(ended, status);
+        let planned = is_planned_restart(run, status);
         let mut history = match &self.store {
             Some(store) => store.load(&self.boot_id),
             None => History::default(),
@@ -829,7 +830,7 @@ impl Pacer {
             store.save(&history);
         }
         if p.wait.is_zero() {
-            return WaitEnd::Elapsed;
+            return status;
         }
         let how = if planned {
             "restarted as asked"
@@ -850,7 +851,13 @@ impl Pacer {
         if let Some(k) = keeper {
             k.tell(&hold_message(p.wait, self.watchdog));
         }
-        wait(signals, p.wait, main, self.stop_signals)
+        if wait(signals, p.wait, main, self.stop_signals).is_none() {
+            return status;
+        }
+        if let Some(n) = notifier {
+            n.stopping("stopping: asked to during the restart wait");
+        }
+        0
     }
 
     /// The unit's NotifyAccess= as systemd answered (for the notify relay).
@@ -866,26 +873,24 @@ mod tests {
 
     #[test]
     fn knows_a_planned_restart() {
-        use crate::supervisor::Ended;
-        let ended = |end, restart_requested| Ended {
+        let run = |end, usr1: bool| Run {
             end,
             stop: None,
-            reached: signals::Set::default(),
-            restart_requested,
+            reached: signals::Set::of(if usr1 { &[nix::libc::SIGUSR1][..] } else { &[] }),
         };
         // (how the child ended, SIGUSR1 reached it, gwshim's status) -> planned
         let table = [
-            (ChildEnd::Exited(75), false, 75, true),
-            (ChildEnd::Exited(75), true, 75, true),
-            (ChildEnd::Exited(1), true, 75, true),
-            (ChildEnd::Exited(1), false, 75, false),
-            (ChildEnd::Signaled(9), false, 75, false),
-            (ChildEnd::Exited(75), false, 70, false),
-            (ChildEnd::Exited(3), false, 3, false),
+            (Termination::Exited(75), false, 75, true),
+            (Termination::Exited(75), true, 75, true),
+            (Termination::Exited(1), true, 75, true),
+            (Termination::Exited(1), false, 75, false),
+            (Termination::Signaled(9), false, 75, false),
+            (Termination::Exited(75), false, 70, false),
+            (Termination::Exited(3), false, 3, false),
         ];
         for (end, usr1, status, want) in table {
             assert_eq!(
-                is_planned_restart(&ended(end, usr1), status),
+                is_planned_restart(&run(end, usr1), status),
                 want,
                 "{end:?} {usr1} {status}"
             );

@@ -4,7 +4,7 @@
 //! holds only the standard signals, and a child killed by a real-time signal (32-64) made
 //! its waitpid fail with EINVAL after the kernel had already reaped the child.
 
-use crate::exit::ChildEnd;
+use crate::signals;
 use log::{debug, warn};
 use nix::errno::Errno;
 use nix::libc;
@@ -22,10 +22,27 @@ pub fn become_subreaper() {
     }
 }
 
+/// How a process ended, as its wait status says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// "exited 1", "was killed by SIGTERM": how log lines tell a process's end.
+impl std::fmt::Display for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Termination::Exited(n) => write!(f, "exited {n}"),
+            Termination::Signaled(s) => write!(f, "was killed by {}", signals::name(s)),
+        }
+    }
+}
+
 /// What one wait status says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
-    Ended(ChildEnd),
+    Ended(Termination),
     /// Stopped by this signal (only reported with WUNTRACED).
     Stopped(i32),
     /// Continued (WCONTINUED), or anything else that is no end.
@@ -35,9 +52,9 @@ pub enum Report {
 /// Decodes a raw wait status, for every signal 1-64. Pure.
 pub fn decode(status: i32) -> Report {
     if libc::WIFEXITED(status) {
-        Report::Ended(ChildEnd::Exited(libc::WEXITSTATUS(status)))
+        Report::Ended(Termination::Exited(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {
-        Report::Ended(ChildEnd::Signaled(libc::WTERMSIG(status)))
+        Report::Ended(Termination::Signaled(libc::WTERMSIG(status)))
     } else if libc::WIFSTOPPED(status) {
         Report::Stopped(libc::WSTOPSIG(status))
     } else {
@@ -59,13 +76,13 @@ fn waitpid_raw(pid: i32, flags: i32) -> Result<Option<(i32, i32)>, Errno> {
 /// What one pass of reaping found about the main child.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reaped {
-    pub end: Option<ChildEnd>,
+    pub end: Option<Termination>,
     /// The main child was seen stopped, by this signal (with `untraced`).
     pub stopped: Option<i32>,
 }
 
 /// Reaps every child that has ended, without blocking; returns how `main` ended if it did.
-pub fn reap_ended(main: Pid) -> Option<ChildEnd> {
+pub fn reap_ended(main: Pid) -> Option<Termination> {
     reap(main, false).end
 }
 
@@ -104,7 +121,7 @@ pub fn has_children() -> bool {
 }
 
 /// Blocks until `main` ends (used only when the event loop failed), reaping on the way.
-pub fn wait_for(main: Pid) -> ChildEnd {
+pub fn wait_for(main: Pid) -> Termination {
     loop {
         match waitpid_raw(-1, 0) {
             Ok(Some((pid, status))) if pid == main.as_raw() => {
@@ -114,14 +131,14 @@ pub fn wait_for(main: Pid) -> ChildEnd {
             }
             Ok(_) | Err(Errno::EINTR) => {}
             // No child left: it was reaped elsewhere; report an unexplained failure.
-            Err(_) => return ChildEnd::Exited(255),
+            Err(_) => return Termination::Exited(255),
         }
     }
 }
 
 /// Reaps `pid` if it has ended, without blocking: Some(end) once it has, None while it
 /// runs (or is only stopped), Some(Exited(255)) when there is no such child any more.
-pub fn try_reap(pid: i32) -> Option<ChildEnd> {
+pub fn try_reap(pid: i32) -> Option<Termination> {
     loop {
         match waitpid_raw(pid, libc::WNOHANG) {
             Ok(Some((_, status))) => match decode(status) {
@@ -130,7 +147,7 @@ pub fn try_reap(pid: i32) -> Option<ChildEnd> {
             },
             Ok(None) => return None,
             Err(Errno::EINTR) => continue,
-            Err(_) => return Some(ChildEnd::Exited(255)),
+            Err(_) => return Some(Termination::Exited(255)),
         }
     }
 }
@@ -149,7 +166,13 @@ pub fn reap_blocking(pid: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ChildEnd::*;
+    use Termination::*;
+
+    #[test]
+    fn tells_how_a_process_ended() {
+        assert_eq!(Exited(1).to_string(), "exited 1");
+        assert_eq!(Signaled(15).to_string(), "was killed by SIGTERM");
+    }
 
     #[test]
     fn decodes_every_status() {

@@ -2,9 +2,10 @@
 //! It blocks in one place (Signals::wait) and wakes only for a signal or the stop timeout.
 
 use crate::error::Result;
-use crate::exit::ChildEnd;
+use crate::exit::Run;
 use crate::notify::{Notifier, Relay};
 use crate::pidfd::{self, PidFd};
+use crate::reap::Termination;
 use crate::signals::{self, Delivery, Event, Route, Set, Signals};
 use crate::{proc, reap, terminal, timespan};
 use log::{debug, info, trace, warn};
@@ -26,22 +27,9 @@ pub struct Options<'a> {
     pub hand_terminal: Option<std::os::fd::RawFd>,
 }
 
-/// How the child ended, and the signals that had reached it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ended {
-    pub end: ChildEnd,
-    /// The last stop signal that reached the child, if any.
-    pub stop: Option<i32>,
-    /// Every signal that reached the child (after rewrites).
-    pub reached: Set,
-    /// SIGUSR1 reached the child: a planned restart (the gateway then exits 75).
-    pub restart_requested: bool,
-}
-
 struct State {
     stop: Option<i32>,
     reached: Set,
-    restart_requested: bool,
     kill_at: Option<Instant>,
     /// gwshim stopped itself for job control (Ctrl-Z) and has not seen SIGCONT since.
     job_stopped: bool,
@@ -52,12 +40,11 @@ struct State {
     forwarded_job_stop: bool,
 }
 
-pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended> {
+pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Run> {
     let target = Target::new(child, opts.own_group);
     let mut state = State {
         stop: None,
         reached: Set::default(),
-        restart_requested: false,
         kill_at: None,
         job_stopped: false,
         session_leader: terminal::session_leader(),
@@ -94,11 +81,10 @@ pub fn supervise(signals: &Signals, child: Pid, opts: &Options) -> Result<Ended>
             let reaped = reap::reap(child, opts.hand_terminal.is_some());
             if let Some(end) = reaped.end {
                 terminal_stop(end, child, opts, &mut state);
-                return Ok(Ended {
+                return Ok(Run {
                     end,
                     stop: state.stop,
                     reached: state.reached,
-                    restart_requested: state.restart_requested,
                 });
             }
             // The terminal stopped the child's group (Ctrl-Z with --group): the shell waits
@@ -172,14 +158,13 @@ fn handle(d: Delivery, target: &Target, opts: &Options, state: &mut State) {
         }
     };
     state.reached.insert(sig);
-    if sig == libc::SIGUSR1 {
-        state.restart_requested = true;
-        if let Some(n) = opts.notifier {
-            n.status(&format!(
-                "restart asked: SIGUSR1 sent to {} pid {child}",
-                n.noun
-            ));
-        }
+    if sig == crate::exit::RESTART_SIGNAL
+        && let Some(n) = opts.notifier
+    {
+        n.status(&format!(
+            "restart asked: SIGUSR1 sent to {} pid {child}",
+            n.noun
+        ));
     }
     if opts.stop_signals.contains(sig) {
         if state.stop.is_none() {
@@ -227,8 +212,8 @@ fn stop_as_job(state: &mut State) {
 
 /// With the terminal handed to the child's group, Ctrl-C reaches the child only: a death
 /// by the terminal's SIGINT or SIGQUIT (a stop signal) counts as the stop it asked for.
-fn terminal_stop(end: ChildEnd, child: Pid, opts: &Options, state: &mut State) {
-    if let ChildEnd::Signaled(sig) = end
+fn terminal_stop(end: Termination, child: Pid, opts: &Options, state: &mut State) {
+    if let Termination::Signaled(sig) = end
         && opts.hand_terminal.is_some()
         && state.stop.is_none()
         && [libc::SIGINT, libc::SIGQUIT].contains(&sig)
