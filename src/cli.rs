@@ -1,15 +1,19 @@
 //! The command line: `gwshim [OPTIONS] -- COMMAND [ARGS...]`.
 
-use crate::exit::{DEFAULT_STOP_SIGNALS, Policy};
+use crate::exit::Policy;
 use crate::pidfile::Target;
 use crate::signals::{self, Rewrites, Set};
-use crate::{pacing, timespan};
+use crate::{exit, leftovers, pacing, timespan};
 use argh::{ArgsInfo, FlagInfo, FlagInfoKind, FromArgs, Optionality};
 use log::LevelFilter;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(FromArgs, ArgsInfo, Debug, Default)]
+/// Each option is declared here once: its flag, value name, help line, parser and default.
+/// Its GWSHIM_* twin follows from the flag (`twin_of`), unless it is in `NO_TWIN`; the usage
+/// errors name the flag or the variable the value came from.
+#[derive(FromArgs, ArgsInfo)]
 #[argh(
     description = "Run COMMAND as a supervised child: forward signals, reap zombies and turn its \
 failures into a status that makes systemd restart it.",
@@ -39,13 +43,23 @@ for signal N.",
 struct Args {
     /// child exit statuses passed through unchanged, comma-separated (default 75,78; 0 always
     /// passes; "none" for none), e.g. --keep-status 75,78,3
-    #[argh(option, arg_name = "LIST")]
-    keep_status: Option<String>,
+    #[argh(
+        option,
+        arg_name = "LIST",
+        default = "Statuses(exit::DEFAULT_KEEP.to_vec())",
+        from_str_fn(parse_status_list)
+    )]
+    keep_status: Statuses,
 
     /// what every other non-zero exit, and a death by a signal nobody asked for, becomes
     /// (default 75, EX_TEMPFAIL), e.g. --restart-status 1
-    #[argh(option, arg_name = "N")]
-    restart_status: Option<String>,
+    #[argh(
+        option,
+        arg_name = "N",
+        default = "exit::DEFAULT_RESTART_STATUS",
+        from_str_fn(parse_status)
+    )]
+    restart_status: i32,
 
     /// rewrite nothing: exit with the child's status, or 128+N when it died of signal N
     #[argh(switch)]
@@ -53,8 +67,8 @@ struct Args {
 
     /// rewrite a signal before forwarding it, FROM:TO; TO "none" drops it; repeatable,
     /// e.g. --rewrite-signal HUP:USR1
-    #[argh(option, arg_name = "FROM:TO")]
-    rewrite_signal: Vec<String>,
+    #[argh(option, arg_name = "FROM:TO", from_str_fn(parse_rewrite))]
+    rewrite_signal: Vec<(i32, Option<i32>)>,
 
     /// put the child in its own process group and signal the whole group
     #[argh(switch)]
@@ -63,18 +77,28 @@ struct Args {
     /// the signals that ask the child to stop for good (default TERM,INT,QUIT; "none"): once
     /// one reached it, any exit means a clean stop (0). Others, HUP included, are only passed
     /// on. E.g. --stop-signal TERM,INT,QUIT,HUP
-    #[argh(option, arg_name = "LIST")]
-    stop_signal: Option<String>,
+    #[argh(
+        option,
+        arg_name = "LIST",
+        default = "Set::of(&exit::DEFAULT_STOP_SIGNALS)",
+        from_str_fn(parse_stop_signals)
+    )]
+    stop_signal: Set,
 
     /// after forwarding a stop signal (--stop-signal), SIGKILL the child if it is still
     /// running after SECS (default: never; never after other signals), e.g. --stop-timeout 60
-    #[argh(option, arg_name = "SECS")]
-    stop_timeout: Option<String>,
+    #[argh(option, arg_name = "SECS", from_str_fn(parse_seconds))]
+    stop_timeout: Option<Duration>,
 
     /// when the child has ended, give its leftover processes SECS between SIGTERM and SIGKILL
     /// (default 5; 0 kills at once), e.g. --grace 10
-    #[argh(option, arg_name = "SECS")]
-    grace: Option<String>,
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "leftovers::DEFAULT_GRACE",
+        from_str_fn(parse_seconds)
+    )]
+    grace: Duration,
 
     /// exit as soon as the child has ended, leaving its leftover processes running
     #[argh(switch)]
@@ -82,13 +106,13 @@ struct Args {
 
     /// the child gets SIG when gwshim dies (the child's PR_SET_PDEATHSIG; default none, TERM
     /// for the Hermes gateway), e.g. --pdeathsig TERM
-    #[argh(option, arg_name = "SIG")]
-    pdeathsig: Option<String>,
+    #[argh(option, arg_name = "SIG", from_str_fn(signals::parse_signal))]
+    pdeathsig: Option<i32>,
 
     /// gwshim gets SIG when its own parent dies (gwshim's PR_SET_PDEATHSIG, tini's -p) and
     /// passes it on as if sent (default none), e.g. --parent-death-signal TERM
-    #[argh(option, arg_name = "SIG")]
-    parent_death_signal: Option<String>,
+    #[argh(option, arg_name = "SIG", from_str_fn(signals::parse_signal))]
+    parent_death_signal: Option<i32>,
 
     /// do not set HERMES_GATEWAY_EXTERNAL_SUPERVISOR=1 for the child
     #[argh(switch)]
@@ -103,25 +127,25 @@ struct Args {
     /// $STATE_DIRECTORY, else $XDG_RUNTIME_DIR/gwshim, else /run/gwshim, else a private folder
     /// in the temp dir)
     #[argh(option, arg_name = "DIR")]
-    state_dir: Option<String>,
+    state_dir: Option<PathBuf>,
 
     /// the unit's start limit, BURST/INTERVAL (default: read from systemd, else 5/10s;
     /// 0 or none for no limit), e.g. --start-limit 5/600s
-    #[argh(option, arg_name = "BURST/INTERVAL")]
-    start_limit: Option<String>,
+    #[argh(option, arg_name = "BURST/INTERVAL", from_str_fn(parse_start_limit))]
+    start_limit: Option<(u32, Duration)>,
 
     /// the unit's RestartSec= (default: read from systemd, else 100ms), e.g. --restart-sec 5s
-    #[argh(option, arg_name = "SPAN")]
-    restart_sec: Option<String>,
+    #[argh(option, arg_name = "SPAN", from_str_fn(parse_seconds))]
+    restart_sec: Option<Duration>,
 
     /// backoff for children that fail fast, BASE:CAP doubling from BASE (default 1s:5min;
     /// 0 for none), e.g. --backoff 2s:10min
-    #[argh(option, arg_name = "BASE:CAP")]
-    backoff: Option<String>,
+    #[argh(option, arg_name = "BASE:CAP", from_str_fn(parse_backoff))]
+    backoff: Option<(Duration, Duration)>,
 
     /// a child that lived this long resets the backoff (default 10s), e.g. --min-uptime 30s
-    #[argh(option, arg_name = "SPAN")]
-    min_uptime: Option<String>,
+    #[argh(option, arg_name = "SPAN", from_str_fn(parse_seconds))]
+    min_uptime: Option<Duration>,
 
     /// never wait before exiting (no restart pacing)
     #[argh(switch)]
@@ -135,8 +159,8 @@ struct Args {
     /// a pid file to clean when stale, before the child starts and after it ends, optionally
     /// with the lock file its owner holds: PATH or PATH:LOCKPATH (repeatable; default for the
     /// Hermes gateway: $HERMES_HOME/gateway.pid:$HERMES_HOME/gateway.lock)
-    #[argh(option, arg_name = "PATH[:LOCK]")]
-    pidfile: Vec<String>,
+    #[argh(option, arg_name = "PATH[:LOCK]", from_str_fn(parse_pidfile))]
+    pidfile: Vec<Target>,
 
     /// never clean pid or lock files (not even the Hermes gateway's)
     #[argh(switch)]
@@ -152,10 +176,14 @@ struct Args {
 
     /// print the version and exit
     #[argh(switch, short = 'V')]
+    // Acted on as soon as it is seen (`parse`), before any value is parsed.
+    #[allow(dead_code)]
     version: bool,
 
     /// the command to run and its arguments (after --)
     #[argh(positional, greedy, arg_name = "COMMAND")]
+    // Only for --help: the command never reaches argh (`parse` keeps it as OsStrings).
+    #[allow(dead_code)]
     command: Vec<String>,
 }
 
@@ -205,10 +233,9 @@ pub struct Usage(pub String);
 
 /// `env` looks up gwshim's environment (each option's GWSHIM_* twin, and GWSHIM_LOG).
 pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Parsed, Usage> {
-    let name = "gwshim";
     let rest = argv.get(1..).unwrap_or_default();
     // The command after `--` is kept as raw OsStrings: it need not be UTF-8.
-    let (opts, command) = match rest.iter().position(|a| a == "--") {
+    let (opts, after_dashes) = match rest.iter().position(|a| a == "--") {
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
@@ -223,26 +250,15 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             })
         })
         .collect::<Result<_, _>>()?;
-    let opts = normalize(&opts, Args::get_args_info().flags)?;
-    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let args = match Args::from_args(&[name], &opts) {
-        Ok(args) => args,
-        Err(early) if early.status.is_ok() => {
-            // argh's usage line ends "[COMMAND...]": gwshim needs its `--` before the command.
-            let text = format!("{}\n", early.output.trim_end()).replacen(
-                " [COMMAND...]",
-                " -- COMMAND [ARGS...]",
-                1,
-            );
-            return Ok(Parsed::Exit { text, status: 0 });
-        }
-        // `normalize` has caught what argh would refuse; this is a safety net.
-        Err(early) => {
-            let line = early.output.lines().next().unwrap_or("bad usage").trim();
-            return Err(Usage(line.trim_end_matches('.').to_string()));
-        }
-    };
-    if args.version {
+    let flags = Args::get_args_info().flags;
+    let line = normalize(&opts, flags)?;
+    if line.help {
+        return Ok(Parsed::Exit {
+            text: help(),
+            status: 0,
+        });
+    }
+    if line.given.contains(&"--version") {
         return Ok(Parsed::Exit {
             // The target (set by build.rs) tells the static musl build from a cargo build.
             text: format!(
@@ -253,116 +269,132 @@ pub fn parse(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<OsString>) -> Res
             status: 0,
         });
     }
-    let command: Vec<OsString> = match command {
+    let command: Vec<OsString> = match after_dashes {
         Some(cmd) => {
-            if !args.command.is_empty() {
-                return Err(Usage(format!("unexpected '{}' before --", args.command[0])));
+            if let Some(word) = line.command.first() {
+                return Err(Usage(format!("unexpected '{word}' before --")));
             }
             cmd.to_vec()
         }
-        None => args.command.iter().map(OsString::from).collect(),
+        None => line.command.iter().map(OsString::from).collect(),
     };
     if command.is_empty() {
         return Err(Usage(
             "no command given: gwshim [OPTIONS] -- COMMAND [ARGS...]".into(),
         ));
     }
-    let mut args = args;
-    let twins = Twins::fill(&mut args, env)?;
-    let mut policy = Policy {
-        transparent: args.transparent,
-        ..Policy::default()
-    };
-    if let Some(keep) = twins.parse("--keep-status", &args.keep_status, parse_status_list)? {
-        policy.keep = keep;
-    }
-    if let Some(n) = twins.parse("--restart-status", &args.restart_status, parse_status)? {
-        policy.restart_status = n;
-    }
-    let rewrites = args
-        .rewrite_signal
+    let twins = twin_words(flags, &line.given, env)?;
+    let words: Vec<&str> = line
+        .words
         .iter()
-        .map(|r| twins.parse("--rewrite-signal", &Some(r.clone()), parse_rewrite))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
+        .chain(&twins.words)
+        .map(String::as_str)
         .collect();
-    let stop_signals = twins
-        .parse("--stop-signal", &args.stop_signal, parse_stop_signals)?
-        .map_or(Set::of(&DEFAULT_STOP_SIGNALS), |sigs| Set::of(&sigs));
-    let stop_timeout = twins.parse("--stop-timeout", &args.stop_timeout, parse_seconds)?;
-    let grace = twins
-        .parse("--grace", &args.grace, parse_seconds)?
-        .unwrap_or(crate::leftovers::DEFAULT_GRACE);
-    let pdeathsig = twins.parse("--pdeathsig", &args.pdeathsig, signals::parse_signal)?;
-    let parent_death_signal = twins.parse(
-        "--parent-death-signal",
-        &args.parent_death_signal,
-        signals::parse_signal,
-    )?;
+    // How errors name an option: by the variable its value came from, if it did.
+    let name = |flag: &str| {
+        if twins.from_env.contains(&flag) {
+            twin_of(flag)
+        } else {
+            flag.to_string()
+        }
+    };
+    // `normalize` has caught every mistake but a bad value, which argh's parsers find.
+    let args = Args::from_args(&["gwshim"], &words)
+        .map_err(|early| value_error(&early.output, &words, name))?;
     let pidfiles = match (args.no_pidfile_cleanup, args.pidfile.is_empty()) {
         (true, false) => {
             return Err(Usage(format!(
                 "{} and {} contradict each other",
-                twins.name("--pidfile"),
-                twins.name("--no-pidfile-cleanup")
+                name("--pidfile"),
+                name("--no-pidfile-cleanup")
             )));
         }
         (true, true) => Pidfiles::Off,
         (false, true) => Pidfiles::GatewayDefault,
-        (false, false) => Pidfiles::These(
-            args.pidfile
-                .iter()
-                .map(|p| twins.parse("--pidfile", &Some(p.clone()), parse_pidfile))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .flatten()
-                .collect(),
-        ),
+        (false, false) => Pidfiles::These(args.pidfile),
     };
     let log_env = env("GWSHIM_LOG").filter(|v| !is_blank(v));
     let log_level = log_level(args.verbose, args.quiet, log_env)?;
     let pacing = pacing::Options {
         disabled: args.no_pacing,
-        name: args.name.clone(),
-        state_dir: args.state_dir.as_ref().map(Into::into),
-        start_limit: twins.parse("--start-limit", &args.start_limit, parse_start_limit)?,
-        restart_sec: twins.parse("--restart-sec", &args.restart_sec, parse_seconds)?,
-        backoff: twins.parse("--backoff", &args.backoff, parse_backoff)?,
-        min_uptime: twins.parse("--min-uptime", &args.min_uptime, parse_seconds)?,
-        stop_signals,
+        name: args.name,
+        state_dir: args.state_dir,
+        start_limit: args.start_limit,
+        restart_sec: args.restart_sec,
+        backoff: args.backoff,
+        min_uptime: args.min_uptime,
+        stop_signals: args.stop_signal,
     };
     Ok(Parsed::Run(Box::new(Config {
         command,
-        policy,
-        rewrites: Rewrites(rewrites),
+        policy: Policy {
+            keep: args.keep_status.0,
+            restart_status: args.restart_status,
+            transparent: args.transparent,
+        },
+        rewrites: Rewrites(args.rewrite_signal),
         group: args.group,
-        stop_timeout,
-        stop_signals,
+        stop_timeout: args.stop_timeout,
+        stop_signals: args.stop_signal,
         supervisor_env: !args.no_supervisor_env,
         pidfiles,
         log_level,
         pacing,
         notify_relay: !args.no_notify_relay,
-        grace,
+        grace: args.grace,
         leave_orphans: args.leave_orphans,
-        pdeathsig,
-        parent_death_signal,
+        pdeathsig: args.pdeathsig,
+        parent_death_signal: args.parent_death_signal,
     })))
+}
+
+/// `gwshim --help`: argh's text, whose usage line ends "[COMMAND...]" where gwshim needs its
+/// `--` before the command.
+fn help() -> String {
+    let text = match Args::from_args(&["gwshim"], &["--help"]) {
+        Err(early) => early.output,
+        Ok(_) => String::new(),
+    };
+    format!("{}\n", text.trim_end()).replacen(" [COMMAND...]", " -- COMMAND [ARGS...]", 1)
+}
+
+/// argh's message for a value its parser refused, "Error parsing option '--grace' with value
+/// 'soon': REASON", in gwshim's words: "--grace: REASON", or "GWSHIM_GRACE: REASON" when the
+/// value came from there. `words` are the options argh was given.
+fn value_error(output: &str, words: &[&str], name: impl Fn(&str) -> String) -> Usage {
+    for pair in words.windows(2) {
+        let prefix = format!(
+            "Error parsing option '{}' with value '{}': ",
+            pair[0], pair[1]
+        );
+        if let Some(reason) = output.strip_prefix(&prefix) {
+            return Usage(format!("{}: {}", name(pair[0]), reason.trim_end()));
+        }
+    }
+    let line = output.lines().next().unwrap_or("bad usage").trim();
+    Usage(line.trim_end_matches('.').to_string())
+}
+
+/// The command line's options, in the one spelling argh takes (`normalize`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Line<'a> {
+    words: Vec<String>,
+    /// The long name of every option and switch given.
+    given: Vec<&'a str>,
+    /// The first word that is no option, and all after it.
+    command: Vec<String>,
+    /// -h or --help came before any mistake.
+    help: bool,
 }
 
 /// Rewrites the options (the words before `--`) into the one spelling argh takes, checking
 /// each as it goes, so every mistake is reported in gwshim's words, naming the option:
-/// `--opt=value` becomes `--opt value`, `-h` `--help`, `-vq` `-v -q`. The first word that is
-/// not an option starts the command: it and everything after it pass unchanged. Pure.
-fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
-    let mut out = Vec::new();
-    let mut given: Vec<&str> = Vec::new();
+/// `--opt=value` becomes `--opt value`, `-vq` `--verbose --quiet`. The first word that is
+/// not an option starts the command. Pure.
+fn normalize<'a>(opts: &[&str], flags: &'a [FlagInfo<'a>]) -> Result<Line<'a>, Usage> {
+    let mut line = Line::default();
     let mut words = opts.iter().copied();
     while let Some(word) = words.next() {
-        if word == "-h" || word == "--help" {
-            return Ok(vec!["--help".to_string()]);
-        }
         let (found, inline, spelled): (Vec<&FlagInfo>, Option<&str>, String) =
             if let Some(long) = word.strip_prefix("--").filter(|l| !l.is_empty()) {
                 let (name, inline) = match long.split_once('=') {
@@ -390,18 +422,24 @@ fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
                     .collect::<Result<Vec<_>, _>>()?;
                 (cluster, None, word.to_string())
             } else {
-                out.push(word.to_string());
-                out.extend(words.map(str::to_string));
+                line.command.push(word.to_string());
+                line.command.extend(words.map(str::to_string));
                 break;
             };
         for flag in found {
             let name = flag.long;
+            if name == "--help" {
+                return Ok(Line {
+                    help: true,
+                    ..Line::default()
+                });
+            }
             match flag.kind {
                 FlagInfoKind::Switch => {
                     if inline.is_some() {
                         return Err(Usage(format!("{name} takes no value: {word}")));
                     }
-                    out.push(name.to_string());
+                    line.words.push(name.to_string());
                 }
                 FlagInfoKind::Option { arg_name } => {
                     let Some(value) = inline.or_else(|| words.next()) else {
@@ -412,16 +450,16 @@ fn normalize(opts: &[&str], flags: &[FlagInfo]) -> Result<Vec<String>, Usage> {
                             "{name}: empty value; leave the option out for its default"
                         )));
                     }
-                    if flag.optionality != Optionality::Repeating && given.contains(&name) {
+                    if flag.optionality != Optionality::Repeating && line.given.contains(&name) {
                         return Err(Usage(format!("{name} is given twice")));
                     }
-                    given.push(name);
-                    out.extend([name.to_string(), value.to_string()]);
+                    line.words.extend([name.to_string(), value.to_string()]);
                 }
             }
+            line.given.push(name);
         }
     }
-    Ok(out)
+    Ok(line)
 }
 
 fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilter, Usage> {
@@ -447,6 +485,10 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
     })
 }
 
+/// The options with no GWSHIM_* twin: they steer the command line itself (GWSHIM_LOG stands
+/// for -v and -q).
+const NO_TWIN: [&str; 4] = ["--help", "--version", "--verbose", "--quiet"];
+
 /// The GWSHIM_* environment twin of a flag: --stop-timeout is GWSHIM_STOP_TIMEOUT.
 pub fn twin_of(flag: &str) -> String {
     format!(
@@ -457,87 +499,87 @@ pub fn twin_of(flag: &str) -> String {
     )
 }
 
-/// Options filled from their environment twins, so errors can name the variable.
-struct Twins(Vec<&'static str>);
+/// One option as declared, for what lists the options (and its tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// "--grace"
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// "SECS"; none for a switch.
+    pub value: Option<&'static str>,
+    /// "GWSHIM_GRACE"; none for the options in `NO_TWIN`.
+    pub twin: Option<String>,
+}
 
-impl Twins {
-    /// Fills every option the command line left unset from its GWSHIM_* variable: a flag
-    /// wins over its variable. Lists take comma-separated values; switches 1/0, true/false,
-    /// yes/no, on/off.
-    fn fill(args: &mut Args, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Twins, Usage> {
-        let mut from_env = Vec::new();
-        let mut get = |flag: &'static str| -> Result<Option<String>, Usage> {
-            let var = twin_of(flag);
-            // Empty counts as unset: `Environment=GWSHIM_X=` must not change behaviour.
-            let Some(value) = env(&var).filter(|v| !is_blank(v)) else {
-                return Ok(None);
-            };
-            from_env.push(flag);
-            value.into_string().map(Some).map_err(|v| {
-                Usage(format!(
-                    "{var}: '{}' is not valid UTF-8",
-                    v.to_string_lossy()
-                ))
-            })
+/// Every option gwshim takes, in the order `--help` lists them.
+pub fn options() -> Vec<Declared> {
+    Args::get_args_info()
+        .flags
+        .iter()
+        .map(|f| Declared {
+            long: f.long,
+            // argh's help flag has no short form; `normalize` takes -h for it.
+            short: f.short.or((f.long == "--help").then_some('h')),
+            value: match f.kind {
+                FlagInfoKind::Option { arg_name } => Some(arg_name),
+                FlagInfoKind::Switch => None,
+            },
+            twin: (!NO_TWIN.contains(&f.long)).then(|| twin_of(f.long)),
+        })
+        .collect()
+}
+
+/// What the GWSHIM_* twins add to the command line.
+struct Twins<'a> {
+    words: Vec<String>,
+    /// The options whose value came from their variable: their errors name it.
+    from_env: Vec<&'a str>,
+}
+
+/// The words each GWSHIM_* twin stands for, for every option the command line left out (a
+/// flag wins over its variable): `--opt VALUE`, once per comma-separated value for a
+/// repeatable option; `--switch` for 1, true, yes or on. An empty variable counts as unset:
+/// `Environment=GWSHIM_X=` must not change behaviour.
+fn twin_words<'a>(
+    flags: &'a [FlagInfo<'a>],
+    given: &[&str],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Twins<'a>, Usage> {
+    let mut twins = Twins {
+        words: Vec::new(),
+        from_env: Vec::new(),
+    };
+    for flag in flags {
+        if NO_TWIN.contains(&flag.long) || given.contains(&flag.long) {
+            continue;
+        }
+        let var = twin_of(flag.long);
+        let Some(value) = env(&var).filter(|v| !is_blank(v)) else {
+            continue;
         };
-        macro_rules! value {
-            ($($field:ident: $flag:literal),* $(,)?) => {$(
-                if args.$field.is_none() {
-                    args.$field = get($flag)?;
+        let value = value.into_string().map_err(|v| {
+            Usage(format!(
+                "{var}: '{}' is not valid UTF-8",
+                v.to_string_lossy()
+            ))
+        })?;
+        twins.from_env.push(flag.long);
+        let long = flag.long.to_string();
+        match flag.kind {
+            FlagInfoKind::Switch => {
+                if parse_switch(&value).map_err(|e| Usage(format!("{var}: {e}")))? {
+                    twins.words.push(long);
                 }
-            )*};
-        }
-        macro_rules! switch {
-            ($($field:ident: $flag:literal),* $(,)?) => {$(
-                if !args.$field && let Some(v) = get($flag)? {
-                    args.$field = parse_switch(&v).map_err(|e| Usage(format!("{}: {e}", twin_of($flag))))?;
+            }
+            FlagInfoKind::Option { .. } if flag.optionality == Optionality::Repeating => {
+                for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                    twins.words.extend([long.clone(), v.to_string()]);
                 }
-            )*};
-        }
-        macro_rules! list {
-            ($($field:ident: $flag:literal),* $(,)?) => {$(
-                if args.$field.is_empty() && let Some(v) = get($flag)? {
-                    args.$field = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                }
-            )*};
-        }
-        value!(
-            keep_status: "--keep-status", restart_status: "--restart-status",
-            stop_signal: "--stop-signal", stop_timeout: "--stop-timeout", grace: "--grace",
-            pdeathsig: "--pdeathsig", parent_death_signal: "--parent-death-signal",
-            name: "--name", state_dir: "--state-dir",
-            start_limit: "--start-limit", restart_sec: "--restart-sec", backoff: "--backoff",
-            min_uptime: "--min-uptime",
-        );
-        switch!(
-            transparent: "--transparent", group: "--group", leave_orphans: "--leave-orphans",
-            no_supervisor_env: "--no-supervisor-env", no_pacing: "--no-pacing",
-            no_notify_relay: "--no-notify-relay", no_pidfile_cleanup: "--no-pidfile-cleanup",
-        );
-        list!(rewrite_signal: "--rewrite-signal", pidfile: "--pidfile");
-        Ok(Twins(from_env))
-    }
-
-    /// The flag, or its variable when the value came from there.
-    fn name(&self, flag: &'static str) -> String {
-        if self.0.contains(&flag) {
-            twin_of(flag)
-        } else {
-            flag.to_string()
+            }
+            FlagInfoKind::Option { .. } => twins.words.extend([long, value]),
         }
     }
-
-    fn parse<T>(
-        &self,
-        flag: &'static str,
-        value: &Option<String>,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, Usage> {
-        value
-            .as_deref()
-            .map(|v| f(v).map_err(|e| Usage(format!("{}: {e}", self.name(flag)))))
-            .transpose()
-    }
+    Ok(twins)
 }
 
 /// 1/0, true/false, yes/no, on/off.
@@ -557,13 +599,20 @@ pub fn parse_status(text: &str) -> Result<i32, String> {
     }
 }
 
+/// A list of exit statuses (one option's value, not a repeatable option).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statuses(pub Vec<i32>);
+
 /// "75,78", "75, 78", "none" or "".
-pub fn parse_status_list(text: &str) -> Result<Vec<i32>, String> {
+pub fn parse_status_list(text: &str) -> Result<Statuses, String> {
     let text = text.trim();
     if text.is_empty() || text.eq_ignore_ascii_case("none") {
-        return Ok(Vec::new());
+        return Ok(Statuses(Vec::new()));
     }
-    text.split(',').map(parse_status).collect()
+    text.split(',')
+        .map(parse_status)
+        .collect::<Result<_, _>>()
+        .map(Statuses)
 }
 
 /// "HUP:USR1" or "HUP:none".
@@ -612,9 +661,9 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// "TERM,INT,QUIT", or "none". SIGKILL and SIGSTOP never reach gwshim and SIGCHLD is its
 /// own, so none of them can be one.
-pub fn parse_stop_signals(text: &str) -> Result<Vec<i32>, String> {
+pub fn parse_stop_signals(text: &str) -> Result<Set, String> {
     if text.trim().eq_ignore_ascii_case("none") {
-        return Ok(Vec::new());
+        return Ok(Set::default());
     }
     text.split(',')
         .map(|s| {
@@ -625,7 +674,8 @@ pub fn parse_stop_signals(text: &str) -> Result<Vec<i32>, String> {
                 Ok(sig)
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|sigs| Set::of(&sigs))
 }
 
 /// Empty or only blanks.
@@ -684,9 +734,9 @@ mod tests {
 
     #[test]
     fn parses_values() {
-        assert_eq!(parse_status_list("75,78"), Ok(vec![75, 78]));
-        assert_eq!(parse_status_list(" 1, 2 "), Ok(vec![1, 2]));
-        assert_eq!(parse_status_list("none"), Ok(vec![]));
+        assert_eq!(parse_status_list("75,78"), Ok(Statuses(vec![75, 78])));
+        assert_eq!(parse_status_list(" 1, 2 "), Ok(Statuses(vec![1, 2])));
+        assert_eq!(parse_status_list("none"), Ok(Statuses(vec![])));
         assert!(parse_status_list("75,").is_err());
         assert!(parse_status_list("256").is_err());
         assert!(parse_status_list("-1").is_err());
@@ -886,6 +936,10 @@ mod tests {
             (&["--no-pidfile-cleanup"], "GWSHIM_NO_PIDFILE_CLEANUP", "1"),
             (&["-v"], "GWSHIM_LOG", "debug"),
         ];
+        // Every twin the code declares has its row: a new option needs one.
+        for twin in options().into_iter().filter_map(|o| o.twin) {
+            assert!(table.iter().any(|r| r.1 == twin), "{twin} has no row here");
+        }
         let default = format!("{:?}", run(&["--", "x"]).unwrap());
         for &(flags, var, value) in table {
             let by_flag = format!("{:?}", run(&[flags, &["--", "x"]].concat()).unwrap());
@@ -927,6 +981,29 @@ mod tests {
                 let c = run_env(&["--", "x"], &[(var, empty)]);
                 assert_eq!(format!("{:?}", c.unwrap()), default, "{var}={empty:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_defaults_help_states_are_the_declared_ones() {
+        let default = format!("{:?}", run(&["x"]).unwrap());
+        // The options whose default is declared with them (the others' depend on systemd,
+        // the command or the environment).
+        for (flag, value) in [
+            ("--keep-status", "75,78"),
+            ("--restart-status", "75"),
+            ("--stop-signal", "TERM,INT,QUIT"),
+            ("--grace", "5"),
+        ] {
+            let info = Args::get_args_info();
+            let help = info.flags.iter().find(|f| f.long == flag).unwrap();
+            assert!(
+                help.description.contains(&format!("(default {value}")),
+                "{flag}: {}",
+                help.description
+            );
+            let given = format!("{:?}", run(&[flag, value, "x"]).unwrap());
+            assert_eq!(given, default, "{flag} {value}");
         }
     }
 
