@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = rate_wait(&h.starts, now, s);
             for b in &backoffs {
                 for planned in [false, true] {
-                    let p = plan(&h, now, Duration::from_millis(5), planned, s, b);
+                    let p = plan(&h, now, Duration::from_millis(5), planned, s, b, None);
                     assert!(p.wait.is_zero() == p.cause.is_none(), "{p:?}");
                 }
             }
