@@ -489,6 +489,12 @@ fn log_level(verbose: u8, quiet: u8, env: Option<OsString>) -> Result<LevelFilte
 /// for -v and -q).
 const NO_TWIN: [&str; 4] = ["--help", "--version", "--verbose", "--quiet"];
 
+/// The GWSHIM_* variable that stands for option `long`, if it has one: what gwshim reads
+/// (`twin_words`) and what it lists (`options`) are the same.
+fn twin(long: &str) -> Option<String> {
+    (!NO_TWIN.contains(&long)).then(|| twin_of(long))
+}
+
 /// The GWSHIM_* environment twin of a flag: --stop-timeout is GWSHIM_STOP_TIMEOUT.
 pub fn twin_of(flag: &str) -> String {
     format!(
@@ -524,7 +530,7 @@ pub fn options() -> Vec<Declared> {
                 FlagInfoKind::Option { arg_name } => Some(arg_name),
                 FlagInfoKind::Switch => None,
             },
-            twin: (!NO_TWIN.contains(&f.long)).then(|| twin_of(f.long)),
+            twin: twin(f.long),
         })
         .collect()
 }
@@ -550,10 +556,9 @@ fn twin_words<'a>(
         from_env: Vec::new(),
     };
     for flag in flags {
-        if NO_TWIN.contains(&flag.long) || given.contains(&flag.long) {
+        let Some(var) = twin(flag.long).filter(|_| !given.contains(&flag.long)) else {
             continue;
-        }
-        let var = twin_of(flag.long);
+        };
         let Some(value) = env(&var).filter(|v| !is_blank(v)) else {
             continue;
         };

@@ -78,6 +78,7 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The level of gwshim's last log line: a warning unless the end was asked for.
     pub fn log_level(&self) -> log::Level {
         if self.warn {
             log::Level::Warn

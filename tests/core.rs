@@ -37,11 +37,24 @@ fn sh(gw_opts: &[&str], script: &str) -> (ExitStatus, String) {
 
 /// gwshim GW_OPTS -- python3 child.py record DIR CHILD_OPTS, started, with the child ready.
 fn recorder(py: &str, dir: &TempDir, gw_opts: &[&str], child_opts: &[&str]) -> (Running, i32) {
+    recorder_with(py, dir, gw_opts, &[], child_opts)
+}
+
+/// `recorder`, with gwshim's environment also holding `vars`.
+fn recorder_with(
+    py: &str,
+    dir: &TempDir,
+    gw_opts: &[&str],
+    vars: &[(&str, &str)],
+    child_opts: &[&str],
+) -> (Running, i32) {
     let log = dir.join("gwshim.log");
     let mut args = gw_opts.to_vec();
     args.extend(["--", py, CHILD_PY, "record", dir.str()]);
     args.extend(child_opts);
-    let running = Running::start(gwshim(&args, &log), &log);
+    let mut cmd = gwshim(&args, &log);
+    cmd.envs(vars.iter().copied());
+    let running = Running::start(cmd, &log);
     let (child, ppid, _) = ready(dir, &running);
     assert_eq!(ppid, running.pid, "the recorder is gwshim's child");
     (running, child)
@@ -683,15 +696,26 @@ fn fault_signals_sent_with_kill_are_forwarded_and_gwshim_survives() {
 
 #[test]
 fn rewrite_signal_hup_to_usr1_and_term_to_none() {
-    let py = need_python!();
-    let dir = TempDir::new("rewrite");
     let opts = [
         "--rewrite-signal",
         "HUP:USR1",
         "--rewrite-signal",
         "TERM:none",
     ];
-    let (mut run, child) = recorder(py, &dir, &opts, &[]);
+    rewrites_hup_to_usr1_and_drops_term(&opts, &[]);
+}
+
+/// A repeatable option's twin: each comma-separated value is one --rewrite-signal.
+#[test]
+fn rewrite_signal_twin_takes_a_list() {
+    let vars = [("GWSHIM_REWRITE_SIGNAL", "HUP:USR1, TERM:none")];
+    rewrites_hup_to_usr1_and_drops_term(&[], &vars);
+}
+
+fn rewrites_hup_to_usr1_and_drops_term(opts: &[&str], vars: &[(&str, &str)]) {
+    let py = need_python!();
+    let dir = TempDir::new("rewrite");
+    let (mut run, child) = recorder_with(py, &dir, opts, vars, &[]);
     kill(run.pid, libc::SIGHUP);
     record_len(dir.path(), 1, &run);
     kill(run.pid, libc::SIGTERM);
